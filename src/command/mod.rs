@@ -1,0 +1,48 @@
+//! The command layer: one set of commands executed against the store by
+//! every protocol. Protocol modules turn bytes into commands and responses
+//! into bytes; this module is where a command meets the store and the stats.
+
+use crate::config::Config;
+use crate::stats::{ServerStats, WorkerStats};
+use crate::storage::Store;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, OnceLock};
+
+/// What the server lets the command layer do to it (implemented by `server`).
+pub trait ServerControl: Send + Sync {
+    /// Begin a graceful shutdown (the `shutdown` command, with `-A`).
+    fn shutdown(&self);
+    /// Rows for `stats conns`.
+    fn conn_stats(&self) -> Vec<(String, String)>;
+}
+
+/// State shared by every worker thread.
+pub struct Shared {
+    pub config: Config,
+    pub store: Store,
+    pub server_stats: ServerStats,
+    /// Every worker's counters, registered at start-up; summed by `stats`.
+    pub workers: OnceLock<Vec<Arc<WorkerStats>>>,
+    pub verbosity: AtomicU32,
+    pub control: OnceLock<Box<dyn ServerControl>>,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Shared {
+        let store = Store::new(config.store_config());
+        Shared {
+            verbosity: AtomicU32::new(config.verbose as u32),
+            config,
+            store,
+            server_stats: ServerStats::default(),
+            workers: OnceLock::new(),
+            control: OnceLock::new(),
+        }
+    }
+}
+
+/// What one connection's commands run with.
+pub struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub stats: &'a WorkerStats,
+}

@@ -1,0 +1,260 @@
+//! The item store: the only module that owns item memory. No I/O here.
+//!
+//! Every protocol reaches items through the narrow API on [`Store`]:
+//! `get` (with a closure that sees the item while it is pinned), `store`,
+//! `delete`, `arith`, `flush_all`, plus stats. Protocol code never sees how
+//! items are laid out; it reads values through [`ItemView`].
+//!
+//! Times are [`RelTime`](crate::clock::RelTime) seconds; callers convert
+//! protocol exptimes with [`crate::clock::exptime_to_rel`].
+
+mod simple;
+
+use crate::clock::RelTime;
+
+pub use simple::ItemView;
+
+/// Settings the store needs, taken from the command line.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// `-m` in bytes.
+    pub memory_limit: usize,
+    /// `-I` in bytes: largest item (key + value + header) accepted.
+    pub item_size_max: usize,
+    /// `-f` slab growth factor.
+    pub growth_factor: f64,
+    /// `-n` minimum space for key + value + flags.
+    pub chunk_min: usize,
+    /// false with `-C`: CAS uniques are not kept (always 0).
+    pub use_cas: bool,
+    /// false with `-M`: fail with `NoMemory` instead of evicting.
+    pub evict_to_free: bool,
+    pub hot_lru_pct: u32,
+    pub warm_lru_pct: u32,
+    /// Items whose TTL is below this go to the TEMP LRU (0 = TEMP off).
+    pub temporary_ttl: u32,
+    pub slab_chunk_max: usize,
+    /// Initial hash table size as a power of two.
+    pub hashpower: u32,
+    pub lru_crawler: bool,
+    pub lru_maintainer: bool,
+    pub slab_reassign: bool,
+    /// 0 off, 1 default automove, 2 aggressive.
+    pub slab_automove: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            memory_limit: 64 << 20,
+            item_size_max: 1 << 20,
+            growth_factor: 1.25,
+            chunk_min: 48,
+            use_cas: true,
+            evict_to_free: true,
+            hot_lru_pct: 20,
+            warm_lru_pct: 40,
+            temporary_ttl: 61,
+            slab_chunk_max: 512 << 10,
+            hashpower: 16,
+            lru_crawler: true,
+            lru_maintainer: true,
+            slab_reassign: true,
+            slab_automove: 1,
+        }
+    }
+}
+
+/// Metadata of one item. `get` hands a copy to its closure; the writable
+/// fields (`exptime`, `stale`, `win_sent`) are written back when it returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ItemMeta {
+    pub flags: u32,
+    pub cas: u64,
+    /// Relative exptime; 0 = never.
+    pub exptime: RelTime,
+    /// Relative time of the last access before this one.
+    pub last_access: RelTime,
+    /// Was the item fetched before this access?
+    pub fetched: bool,
+    /// Marked stale by meta invalidation (`md I`, `ms I`).
+    pub stale: bool,
+    /// A meta "win" token was handed out (`W` sent, others get `Z`).
+    pub win_sent: bool,
+}
+
+/// How `store` combines a new value with an existing item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetMode {
+    Set,
+    Add,
+    Replace,
+    Append,
+    Prepend,
+}
+
+/// One write. Built by the command layer from any protocol.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreRequest<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub flags: u32,
+    pub exptime: RelTime,
+    pub mode: SetMode,
+    /// Compare-and-swap: store only if the item's CAS equals this.
+    pub compare_cas: Option<u64>,
+    /// Explicit new CAS value (meta `E`) instead of a fresh one.
+    pub new_cas: Option<u64>,
+    /// Meta `I`: when `compare_cas` is older than the item's, store but mark stale.
+    pub invalidate: bool,
+}
+
+impl<'a> StoreRequest<'a> {
+    pub fn new(
+        key: &'a [u8],
+        value: &'a [u8],
+        flags: u32,
+        exptime: RelTime,
+        mode: SetMode,
+    ) -> Self {
+        StoreRequest {
+            key,
+            value,
+            flags,
+            exptime,
+            mode,
+            compare_cas: None,
+            new_cas: None,
+            invalidate: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// Stored; carries the item's new CAS.
+    Stored(u64),
+    /// add on existing / replace, append, prepend on missing.
+    NotStored,
+    /// CAS mismatch.
+    Exists,
+    /// CAS given but no item.
+    NotFound,
+    /// Larger than `-I` allows.
+    TooLarge,
+    /// No memory and eviction is off (`-M`) or impossible.
+    NoMemory,
+}
+
+/// One delete.
+#[derive(Clone, Copy, Debug)]
+pub struct DeleteRequest<'a> {
+    pub key: &'a [u8],
+    pub compare_cas: Option<u64>,
+    /// Meta `md I`: mark stale (and set this exptime if Some(Some)) instead of removing.
+    pub invalidate: Option<Option<RelTime>>,
+    /// Meta `md x`: drop the value and client flags but keep the item.
+    pub remove_value: bool,
+    pub new_cas: Option<u64>,
+}
+
+impl<'a> DeleteRequest<'a> {
+    pub fn new(key: &'a [u8]) -> Self {
+        DeleteRequest {
+            key,
+            compare_cas: None,
+            invalidate: None,
+            remove_value: false,
+            new_cas: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+    Exists,
+}
+
+/// One incr/decr.
+#[derive(Clone, Copy, Debug)]
+pub struct ArithRequest<'a> {
+    pub key: &'a [u8],
+    pub incr: bool,
+    pub delta: u64,
+    pub compare_cas: Option<u64>,
+    pub new_cas: Option<u64>,
+    /// Meta `ma N`: create with this initial value and exptime on miss.
+    pub vivify: Option<(u64, RelTime)>,
+    /// Meta `ma T`: update the exptime on hit.
+    pub new_exptime: Option<RelTime>,
+}
+
+impl<'a> ArithRequest<'a> {
+    pub fn new(key: &'a [u8], incr: bool, delta: u64) -> Self {
+        ArithRequest {
+            key,
+            incr,
+            delta,
+            compare_cas: None,
+            new_cas: None,
+            vivify: None,
+            new_exptime: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArithOutcome {
+    /// New value and new CAS; `created` when vivified.
+    Value {
+        value: u64,
+        cas: u64,
+        exptime: RelTime,
+        created: bool,
+    },
+    NotFound,
+    NonNumeric,
+    Exists,
+    /// Could not allocate the (longer) value.
+    NoMemory,
+}
+
+/// Options for one read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GetOptions {
+    /// Skip the LRU bump and the last-access / fetched update (meta `u`).
+    pub no_bump: bool,
+    /// Touch: set this exptime (gat, touch, meta `T`).
+    pub new_exptime: Option<RelTime>,
+}
+
+/// Counters the store keeps; the stats module prints them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreStats {
+    pub curr_items: u64,
+    pub total_items: u64,
+    pub bytes: u64,
+    pub evictions: u64,
+    pub evicted_unfetched: u64,
+    pub evicted_active: u64,
+    pub expired_unfetched: u64,
+    pub reclaimed: u64,
+    pub get_expired: u64,
+    pub get_flushed: u64,
+    pub limit_maxbytes: u64,
+    pub hash_power_level: u32,
+    pub hash_bytes: u64,
+    pub total_malloced: u64,
+    pub slabs_moved: u64,
+    pub crawler_reclaimed: u64,
+    pub moves_to_cold: u64,
+    pub moves_to_warm: u64,
+    pub lru_maintainer_juggles: u64,
+    pub slab_reassign_running: bool,
+    pub lru_crawler_running: bool,
+    pub malloc_fails: u64,
+}
+
+pub use simple::Store;
