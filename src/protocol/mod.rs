@@ -8,6 +8,21 @@ use crate::command::Ctx;
 #[derive(Default, Debug)]
 pub struct Session {}
 
+/// Outcome of handling one request whose line starts the input given to a
+/// handler (text or meta). Lets each protocol handle its own data blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The request (e.g. its data block) is not complete yet; nothing consumed.
+    NeedMore,
+    /// Request handled; this many input bytes consumed (line and data block).
+    Done(usize),
+    /// Consumed this many bytes, and the next `swallow` bytes of input must be
+    /// discarded (a rejected data block not fully received yet).
+    Swallow { consumed: usize, swallow: usize },
+    /// Reply written; close the connection after flushing it.
+    Close(usize),
+}
+
 /// What `process` did with the input.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Processed {

@@ -1,0 +1,221 @@
+//! Test harness: starts a real server process on a free 127.0.0.1 port and
+//! talks to it over real sockets. Set `MEMCRAB_TEST_SERVER=memcached` to run
+//! the same tests against memcached 1.6 and check the expectations themselves.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub port: u16,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// True when the tests target real memcached instead of memcrab.
+pub fn against_memcached() -> bool {
+    std::env::var("MEMCRAB_TEST_SERVER")
+        .map(|v| v == "memcached")
+        .unwrap_or(false)
+}
+
+impl Server {
+    /// Starts the server with `-p <free> -l 127.0.0.1 -U 0` plus `args`.
+    pub fn start(args: &[&str]) -> Server {
+        for _attempt in 0..5 {
+            let port = free_port();
+            let bin = if against_memcached() {
+                "/usr/bin/memcached".to_string()
+            } else {
+                env!("CARGO_BIN_EXE_memcrab").to_string()
+            };
+            let mut cmd = Command::new(bin);
+            cmd.args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0"])
+                .args(args);
+            if against_memcached() {
+                cmd.args(["-u", "root"]);
+            }
+            let mut child = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn server");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Server { port, child };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken or bad args: retry with another port
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("server did not start with args {args:?}");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn connect(&self) -> Conn {
+        Conn::new(TcpStream::connect(("127.0.0.1", self.port)).expect("connect"))
+    }
+
+    /// Waits for the process to exit by itself; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Sends a signal to the server (only ever our own child).
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args(["-s", sig, &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Resident set size in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        s.lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client connection with a read buffer and a 10 s read timeout.
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream) -> Conn {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream.set_nodelay(true).ok();
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    fn fill(&mut self) -> bool {
+        let mut tmp = [0u8; 65536];
+        match self.stream.read(&mut tmp) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&tmp[..n]);
+                true
+            }
+        }
+    }
+
+    /// Reads exactly `n` bytes (panics on EOF/timeout).
+    pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(
+                self.fill(),
+                "connection closed or timed out; have {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// Reads one line including its "\r\n".
+    pub fn read_line(&mut self) -> String {
+        loop {
+            if let Some(p) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=p).collect();
+                return String::from_utf8_lossy(&line).into_owned();
+            }
+            assert!(
+                self.fill(),
+                "connection closed or timed out; have {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        }
+    }
+
+    /// Sends `req` and asserts the reply is exactly `expected`.
+    pub fn roundtrip(&mut self, req: &[u8], expected: &[u8]) {
+        self.send(req);
+        let got = self.read_exact(expected.len());
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected),
+            "request {:?}",
+            String::from_utf8_lossy(req)
+        );
+    }
+
+    /// True when the server closed the connection (EOF) within the timeout.
+    pub fn is_closed(&mut self) -> bool {
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .ok();
+        let mut tmp = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return true,
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+                Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+            }
+        }
+    }
+
+    /// `stats` as name -> value.
+    pub fn stats(&mut self, group: &str) -> std::collections::HashMap<String, String> {
+        let cmd = if group.is_empty() {
+            "stats\r\n".to_string()
+        } else {
+            format!("stats {group}\r\n")
+        };
+        self.send(cmd.as_bytes());
+        let mut m = std::collections::HashMap::new();
+        loop {
+            let l = self.read_line();
+            let l = l.trim_end();
+            if l == "END" {
+                return m;
+            }
+            let mut it = l.splitn(3, ' ');
+            let _stat = it.next();
+            if let (Some(k), Some(v)) = (it.next(), it.next()) {
+                m.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+}
