@@ -1,0 +1,193 @@
+//! A generator thread: connects its share of connections, then drives them
+//! with one mio event loop through the preload and measured phases.
+
+use crate::conn::{Conn, Source, Window};
+use crate::stats::ThreadStats;
+use crate::workload::{KeyPicker, Spec};
+use mio::{Events, Interest, Poll, Token};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, OnceLock};
+use std::time::{Duration, Instant};
+
+/// State shared by the generator threads and the main thread.
+pub struct Shared {
+    pub spec: Spec,
+    pub picker: KeyPicker,
+    pub addr: SocketAddr,
+    pub depth: usize,
+    pub preload: bool,
+    pub preload_only: bool,
+    pub preload_next: AtomicU64,
+    pub preload_errors: AtomicU64,
+    /// All threads connected / preloaded.
+    pub ready: Barrier,
+    pub preloaded: Barrier,
+    /// Published by main after the preload: warm-up start and window.
+    pub timeline: OnceLock<(Instant, Window)>,
+    pub go: Barrier,
+    /// Requests recorded so far (for the --max-ops cap), and the cap.
+    pub measured: AtomicU64,
+    pub max_ops: u64,
+    /// Set when the cap is reached.
+    pub stop: AtomicBool,
+    pub stopped_at: OnceLock<Instant>,
+}
+
+pub fn connect(addr: SocketAddr) -> std::io::Result<mio::net::TcpStream> {
+    let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_nodelay(true)?;
+    s.set_nonblocking(true)?;
+    Ok(mio::net::TcpStream::from_std(s))
+}
+
+/// Runs one generator thread over `nconns` connections.
+pub fn thread_main(sh: Arc<Shared>, nconns: usize, seed: u64) -> Result<ThreadStats, String> {
+    let mut st = ThreadStats::new();
+    let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let mut conns = Vec::with_capacity(nconns);
+    let mut connect_err = None;
+    for i in 0..nconns {
+        match connect(sh.addr) {
+            Ok(mut s) => {
+                if let Err(e) = poll.registry().register(
+                    &mut s,
+                    Token(i),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    connect_err = Some(e.to_string());
+                    break;
+                }
+                conns.push(Conn::new(s, seed.wrapping_add(i as u64 * 0x1000_0001)));
+            }
+            Err(e) => {
+                connect_err = Some(format!("connect {}: {e}", sh.addr));
+                break;
+            }
+        }
+    }
+    // Always reach the barriers so other threads and main never hang.
+    sh.ready.wait();
+    if let Some(e) = &connect_err {
+        sh.preloaded.wait();
+        if !sh.preload_only {
+            sh.go.wait();
+        }
+        return Err(e.clone());
+    }
+
+    if sh.preload {
+        let src = Source::Preload {
+            next: &sh.preload_next,
+            total: sh.spec.keys,
+        };
+        // Bound bytes in flight per connection to ~1 MB while preloading.
+        let depth = (1 << 20) / (sh.spec.value.len() + 64).max(1);
+        let depth = depth.clamp(1, 32);
+        let mut pst = ThreadStats::new();
+        drive(
+            &mut poll,
+            &mut conns,
+            &sh,
+            &src,
+            depth,
+            &mut pst,
+            None,
+            || sh.preload_next.load(Ordering::Relaxed) >= sh.spec.keys,
+        );
+        let bad = pst.errors + pst.bad_values + pst.proto_errors + pst.conn_errors;
+        sh.preload_errors.fetch_add(bad, Ordering::Relaxed);
+        if st.first_error.is_none() {
+            st.first_error = pst.first_error;
+        }
+    }
+    sh.preloaded.wait();
+    if sh.preload_only {
+        return Ok(st);
+    }
+    sh.go.wait();
+    let Some(&(_, window)) = sh.timeline.get() else {
+        return Err("timeline not published".into());
+    };
+    let src = Source::Random(&sh.picker);
+    drive(
+        &mut poll,
+        &mut conns,
+        &sh,
+        &src,
+        sh.depth,
+        &mut st,
+        Some(window),
+        || false,
+    );
+    Ok(st)
+}
+
+/// The event loop. With a window it runs until the window closes (or the op
+/// cap stops it); without one until `exhausted()` and nothing is in flight.
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    poll: &mut Poll,
+    conns: &mut [Conn],
+    sh: &Shared,
+    src: &Source,
+    depth: usize,
+    st: &mut ThreadStats,
+    window: Option<Window>,
+    exhausted: impl Fn() -> bool,
+) {
+    let mut events = Events::with_capacity(1024);
+    for c in conns.iter_mut() {
+        c.fill(&sh.spec, src, depth);
+        c.flush(st);
+    }
+    let mut since_publish = 0u64;
+    loop {
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(5))) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                st.first_error.get_or_insert_with(|| format!("poll: {e}"));
+                return;
+            }
+        }
+        for ev in events.iter() {
+            let Some(c) = conns.get_mut(ev.token().0) else {
+                continue;
+            };
+            if c.dead {
+                continue;
+            }
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                let done = c.on_readable(&sh.spec, st, window);
+                if done > 0 && !c.dead {
+                    c.fill(&sh.spec, src, depth);
+                }
+            }
+            if !c.dead {
+                c.flush(st);
+            }
+        }
+        match window {
+            Some(w) => {
+                let recorded = st.ops - since_publish;
+                if recorded >= 1000 {
+                    since_publish = st.ops;
+                    let total = sh.measured.fetch_add(recorded, Ordering::Relaxed) + recorded;
+                    if total >= sh.max_ops && !sh.stop.swap(true, Ordering::AcqRel) {
+                        let _ = sh.stopped_at.set(Instant::now());
+                    }
+                }
+                if Instant::now() >= w.end || sh.stop.load(Ordering::Acquire) {
+                    return;
+                }
+            }
+            None => {
+                if exhausted() && conns.iter().all(|c| c.dead || c.idle()) {
+                    return;
+                }
+            }
+        }
+        if conns.iter().all(|c| c.dead) {
+            return;
+        }
+    }
+}
