@@ -1,11 +1,146 @@
 //! Networking: listeners, one mio event loop per worker thread, connection
 //! buffers. Knows nothing about commands beyond `protocol::process`.
+//!
+//! Threads: the caller's thread becomes the acceptor (listeners, signals,
+//! shutdown); `-t` workers each own a `mio::Poll` and their connections.
+//! Accepted sockets go round-robin to workers over a channel plus a waker.
+
+mod acceptor;
+mod connection;
+mod control;
+pub mod daemon;
+mod listener;
+mod signals;
+mod worker;
+
+pub use connection::Limits;
+pub use listener::split_host_port;
 
 use crate::command::Shared;
+use crate::stats::WorkerStats;
+use control::{Control, ControlInner, Registry};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use worker::{NewConn, Worker, WAKE};
+
+/// Output held for a client before we stop reading its requests.
+pub const OUT_LIMIT: usize = 256 * 1024;
 
 /// Runs the server until shutdown. Returns the process exit code.
 pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
-    let _ = shared;
+    crate::clock::init();
+    let cfg = &shared.config;
+    if cfg.udp_port != 0 {
+        log::warn!(
+            "-U {}: UDP is not supported by memcrab; not listening on UDP",
+            cfg.udp_port
+        );
+    }
+    if cfg.resp_port != 0 {
+        log::warn!(
+            "--resp-port {}: the RESP adapter is not available yet",
+            cfg.resp_port
+        );
+    }
+    let listeners = listener::bind_all(cfg)?;
+    daemon::drop_privileges(cfg);
+    let signals = signals::SignalPipe::install()?;
+
+    let acceptor_poll = mio::Poll::new()?;
+    let acceptor_waker = mio::Waker::new(acceptor_poll.registry(), acceptor::WAKE)?;
+
+    let n = cfg.threads.max(1);
+    let limits = Limits {
+        // A whole item plus its command line, and room to read ahead.
+        rcap: cfg.item_size_max + 64 * 1024,
+        out_limit: OUT_LIMIT,
+        reqs_per_event: cfg.reqs_per_event.max(1),
+    };
+    let mut polls = Vec::with_capacity(n);
+    let mut handoffs = Vec::with_capacity(n);
+    let mut receivers = Vec::with_capacity(n);
+    let mut registries: Vec<Arc<Registry>> = Vec::with_capacity(n);
+    let mut stats = Vec::with_capacity(n);
+    for _ in 0..n {
+        let poll = mio::Poll::new()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
+        let (tx, rx) = crossbeam::channel::unbounded::<NewConn>();
+        polls.push(poll);
+        handoffs.push((tx, waker));
+        receivers.push(rx);
+        registries.push(Arc::new(Registry::default()));
+        stats.push(Arc::new(WorkerStats::default()));
+    }
+    let _ = shared.workers.set(stats.clone());
+    let inner = Arc::new(ControlInner {
+        stop: Default::default(),
+        acceptor_waker,
+        registries: registries.clone(),
+        listeners: listeners
+            .iter()
+            .map(|l| (listener_fd(l), l.name().to_string()))
+            .collect(),
+    });
+    let _ = shared.control.set(Box::new(Control(inner.clone())));
+    // memcached counts its listening connections in these two.
+    let ss = &shared.server_stats;
+    ss.total_connections
+        .store(listeners.len() as u64, Ordering::Relaxed);
+    ss.connection_structures
+        .store(listeners.len() as u64, Ordering::Relaxed);
+
+    let mut threads = Vec::with_capacity(n);
+    for (i, ((poll, rx), (registry, st))) in polls
+        .into_iter()
+        .zip(receivers)
+        .zip(registries.into_iter().zip(stats))
+        .enumerate()
+    {
+        let w = Worker::new(
+            poll,
+            rx,
+            shared.clone(),
+            st,
+            registry,
+            inner.clone(),
+            limits,
+        );
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || w.run())?,
+        );
+    }
+    for l in &listeners {
+        log::info!("listening on {}", l.name());
+    }
+    let mut acc = acceptor::Acceptor::new(
+        acceptor_poll,
+        listeners,
+        signals,
+        handoffs,
+        shared.clone(),
+        inner.clone(),
+    )?;
+    acc.run();
+
+    // Graceful stop: workers close their connections and exit.
+    inner.stop.store(true, Ordering::SeqCst);
+    acc.wake_workers();
+    for t in threads {
+        let _ = t.join();
+    }
+    if let Some(path) = &shared.config.unix_socket {
+        let _ = std::fs::remove_file(path);
+    }
+    log::info!("shut down");
     Ok(0)
+}
+
+fn listener_fd(l: &listener::Listener) -> i32 {
+    match l {
+        listener::Listener::Tcp(s, _) => s.as_raw_fd(),
+        listener::Listener::Unix(s, _) => s.as_raw_fd(),
+    }
 }

@@ -1,0 +1,262 @@
+//! One client connection: its socket, a read buffer and an output buffer
+//! (both reused across requests), and the loop that moves bytes between the
+//! socket and `protocol::process`.
+//!
+//! Per wakeup: read what the socket has (one `read` per round), hand every
+//! unprocessed byte to the protocol, drop what it consumed, write the
+//! replies with one `write`. Memory is bounded: the read buffer never grows
+//! past `rcap` (an item plus its command line), and once more than
+//! `out_limit` bytes of replies wait for the client we stop reading until
+//! they drain, so a client that pipelines without reading cannot grow us.
+
+use super::control::{ConnInfo, ConnState};
+use crate::command::Ctx;
+use crate::protocol::{self, Session};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+/// Initial (and shrink-back) size of the read buffer.
+const RBUF_INIT: usize = 16 * 1024;
+/// Output capacity kept after a flush; bigger buffers are released.
+const WBUF_KEEP: usize = 64 * 1024;
+
+/// The socket of a connection, TCP or unix.
+pub enum Sock {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.read(buf),
+            Sock::Unix(s) => s.read(buf),
+        }
+    }
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.write(buf),
+            Sock::Unix(s) => s.write(buf),
+        }
+    }
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Sock::Tcp(s) => s,
+            Sock::Unix(s) => s,
+        }
+    }
+}
+
+/// Buffer and fairness limits, the same for every connection of a server.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest read buffer: `-I` plus room for the command line and more.
+    pub rcap: usize,
+    /// Stop reading (and ask the protocol to stop) above this much output.
+    pub out_limit: usize,
+    /// `-R`: read/process rounds per wakeup before yielding to others.
+    pub reqs_per_event: usize,
+}
+
+/// What the worker should do with the connection after [`Connection::drive`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to do until the next readiness event.
+    Idle,
+    /// More work is ready; service it again after the other connections.
+    Yield,
+    /// Close it now.
+    Close,
+}
+
+pub struct Connection {
+    pub sock: Sock,
+    pub info: Arc<ConnInfo>,
+    session: Session,
+    /// Read buffer; `rbuf[..rlen]` holds unprocessed input. Its length is
+    /// its usable size (kept initialised so reads need no memset).
+    rbuf: Vec<u8>,
+    rlen: usize,
+    /// Replies; `wbuf[wpos..]` is not yet written.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// The socket may have more to read (no WouldBlock since the last event).
+    pub readable: bool,
+    eof: bool,
+    close_after_flush: bool,
+    /// Unprocessed input may hold complete requests.
+    need_process: bool,
+    /// Already on the worker's list of connections to revisit.
+    pub pending: bool,
+}
+
+impl Connection {
+    pub fn new(sock: Sock, info: Arc<ConnInfo>) -> Connection {
+        Connection {
+            sock,
+            info,
+            session: Session::default(),
+            rbuf: vec![0; RBUF_INIT],
+            rlen: 0,
+            wbuf: Vec::with_capacity(RBUF_INIT),
+            wpos: 0,
+            readable: true,
+            eof: false,
+            close_after_flush: false,
+            need_process: false,
+            pending: false,
+        }
+    }
+
+    fn out_pending(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+
+    /// Writes pending output until done or the socket would block.
+    fn flush(&mut self, ctx: &Ctx) -> io::Result<()> {
+        while self.wpos < self.wbuf.len() {
+            match self.sock.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.wpos += n;
+                    ctx.stats.bytes_written.add(n as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+        if self.wbuf.capacity() > WBUF_KEEP {
+            self.wbuf.shrink_to(WBUF_KEEP);
+        }
+        Ok(())
+    }
+
+    /// One read into the free part of the buffer. Returns bytes read.
+    fn read_some(&mut self, ctx: &Ctx, lim: &Limits) -> io::Result<usize> {
+        if self.rlen == self.rbuf.len() {
+            if self.rbuf.len() >= lim.rcap {
+                return Ok(0); // full: the protocol must consume first
+            }
+            let grown = (self.rbuf.len() * 2).min(lim.rcap);
+            self.rbuf.resize(grown, 0);
+        }
+        loop {
+            match self.sock.read(&mut self.rbuf[self.rlen..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(0);
+                }
+                Ok(n) => {
+                    self.rlen += n;
+                    ctx.stats.bytes_read.add(n as u64);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Ok(0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs the protocol over the unprocessed input. Returns bytes consumed.
+    fn process(&mut self, ctx: &Ctx, lim: &Limits) -> usize {
+        self.info.set_state(ConnState::ParseCmd);
+        let p = protocol::process(
+            &mut self.session,
+            &self.rbuf[..self.rlen],
+            &mut self.wbuf,
+            ctx,
+            lim.out_limit,
+        );
+        let consumed = p.consumed.min(self.rlen);
+        if consumed > 0 {
+            self.info.touch(crate::clock::now());
+            self.rbuf.copy_within(consumed..self.rlen, 0);
+            self.rlen -= consumed;
+            if self.rlen == 0 && self.rbuf.len() > RBUF_INIT * 4 {
+                self.rbuf.truncate(RBUF_INIT);
+                self.rbuf.shrink_to_fit();
+            }
+        }
+        if p.close {
+            self.close_after_flush = true;
+        }
+        // Leftover input is either an incomplete request (wait for bytes)
+        // or requests held back because the output is over its limit.
+        self.need_process = self.rlen > 0 && self.out_pending() > lim.out_limit;
+        consumed
+    }
+
+    /// Services the connection after a readiness event (or a yield).
+    pub fn drive(&mut self, ctx: &Ctx, lim: &Limits) -> Outcome {
+        let mut rounds = 0;
+        loop {
+            if self.out_pending() > 0 && self.flush(ctx).is_err() {
+                return Outcome::Close;
+            }
+            if self.close_after_flush {
+                if self.out_pending() == 0 {
+                    return Outcome::Close;
+                }
+                self.info.set_state(ConnState::Mwrite);
+                return Outcome::Idle; // the writable event brings us back
+            }
+            if self.out_pending() > lim.out_limit {
+                // Back-pressure: leave input in the socket until replies drain.
+                self.info.set_state(ConnState::Mwrite);
+                return Outcome::Idle;
+            }
+            let mut got = 0;
+            if self.readable && !self.eof {
+                match self.read_some(ctx, lim) {
+                    Ok(n) => got = n,
+                    Err(_) => return Outcome::Close,
+                }
+                if got > 0 {
+                    self.need_process = true;
+                }
+            }
+            let mut consumed = 0;
+            if self.need_process {
+                consumed = self.process(ctx, lim);
+                if self.out_pending() > 0 && self.flush(ctx).is_err() {
+                    return Outcome::Close;
+                }
+            }
+            if got == 0 && consumed == 0 {
+                if self.eof {
+                    // Peer finished sending; answer what it sent, then close.
+                    self.close_after_flush = true;
+                    continue;
+                }
+                if self.rlen == self.rbuf.len() && self.rlen >= lim.rcap {
+                    log::warn!(
+                        "closing {}: {} bytes buffered without a complete request",
+                        self.info.addr,
+                        self.rlen
+                    );
+                    return Outcome::Close;
+                }
+                self.info.set_state(if self.out_pending() > 0 {
+                    ConnState::Mwrite
+                } else if self.rlen > 0 {
+                    ConnState::Read
+                } else {
+                    ConnState::Waiting
+                });
+                return Outcome::Idle;
+            }
+            rounds += 1;
+            if rounds >= lim.reqs_per_event && (self.readable || self.need_process) {
+                ctx.stats.conn_yields.incr();
+                return Outcome::Yield;
+            }
+        }
+    }
+}

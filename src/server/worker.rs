@@ -1,0 +1,219 @@
+//! A worker thread: one mio event loop owning a set of connections. New
+//! sockets arrive from the acceptor over a channel, announced by a waker.
+//! Connections that yielded (`-R`) or still hold work are revisited without
+//! waiting for a new edge-triggered event. With `idle_timeout`, a sweep once
+//! a second closes connections idle for longer.
+
+use super::connection::{Connection, Limits, Outcome, Sock};
+use super::control::{ConnInfo, ControlInner, Registry};
+use super::listener::Accepted;
+use crate::command::{Ctx, Shared};
+use crate::stats::WorkerStats;
+use crossbeam::channel::Receiver;
+use mio::{Events, Interest, Poll, Token};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const WAKE: Token = Token(0);
+
+/// A socket on its way to a worker, with the names `stats conns` shows.
+pub struct NewConn {
+    pub sock: Accepted,
+    pub addr: String,
+    pub listen_addr: Arc<str>,
+}
+
+pub struct Worker {
+    pub poll: Poll,
+    pub rx: Receiver<NewConn>,
+    pub shared: Arc<Shared>,
+    pub stats: Arc<WorkerStats>,
+    pub registry: Arc<Registry>,
+    pub control: Arc<ControlInner>,
+    pub limits: Limits,
+    conns: Vec<Option<Connection>>,
+    free: Vec<usize>,
+    pending: Vec<usize>,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        poll: Poll,
+        rx: Receiver<NewConn>,
+        shared: Arc<Shared>,
+        stats: Arc<WorkerStats>,
+        registry: Arc<Registry>,
+        control: Arc<ControlInner>,
+        limits: Limits,
+    ) -> Worker {
+        Worker {
+            poll,
+            rx,
+            shared,
+            stats,
+            registry,
+            control,
+            limits,
+            conns: Vec::new(),
+            free: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let idle_timeout = self.shared.config.idle_timeout;
+        let mut last_sweep = Instant::now();
+        loop {
+            let timeout = if !self.pending.is_empty() {
+                Some(Duration::ZERO)
+            } else if idle_timeout > 0 {
+                Some(Duration::from_millis(250))
+            } else {
+                None
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("worker poll failed: {e}");
+                break;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKE => self.take_new(),
+                    Token(t) => {
+                        let idx = t - 1;
+                        if let Some(Some(c)) = self.conns.get_mut(idx) {
+                            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                                c.readable = true;
+                            }
+                            self.service(idx);
+                        }
+                    }
+                }
+            }
+            if !self.pending.is_empty() {
+                let list = std::mem::take(&mut self.pending);
+                for idx in list {
+                    if let Some(Some(c)) = self.conns.get_mut(idx) {
+                        c.pending = false;
+                        self.service(idx);
+                    }
+                }
+            }
+            if idle_timeout > 0 && last_sweep.elapsed() >= Duration::from_secs(1) {
+                last_sweep = Instant::now();
+                self.sweep_idle(idle_timeout);
+            }
+            if self.control.stop.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        for idx in 0..self.conns.len() {
+            if self.conns[idx].is_some() {
+                self.close(idx);
+            }
+        }
+    }
+
+    /// Registers sockets handed over by the acceptor.
+    fn take_new(&mut self) {
+        while let Ok(nc) = self.rx.try_recv() {
+            let (sock, fd) = match nc.sock {
+                Accepted::Tcp(s) => {
+                    let fd = s.as_raw_fd();
+                    (Sock::Tcp(s), fd)
+                }
+                Accepted::Unix(s) => {
+                    let fd = s.as_raw_fd();
+                    (Sock::Unix(s), fd)
+                }
+            };
+            let idx = match self.free.pop() {
+                Some(i) => i,
+                None => {
+                    self.conns.push(None);
+                    self.shared
+                        .server_stats
+                        .connection_structures
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.conns.len() - 1
+                }
+            };
+            let info = Arc::new(ConnInfo::new(fd, nc.addr, nc.listen_addr));
+            let mut conn = Connection::new(sock, info.clone());
+            if let Err(e) = self.poll.registry().register(
+                conn.sock.source(),
+                Token(idx + 1),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::warn!("cannot register connection: {e}");
+                self.free.push(idx);
+                self.shared
+                    .server_stats
+                    .curr_connections
+                    .fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+            self.registry.lock().insert(idx, info);
+            self.conns[idx] = Some(conn);
+        }
+    }
+
+    fn service(&mut self, idx: usize) {
+        let Some(Some(conn)) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let ctx = Ctx {
+            shared: &self.shared,
+            stats: &self.stats,
+        };
+        match conn.drive(&ctx, &self.limits) {
+            Outcome::Idle => {}
+            Outcome::Yield => {
+                if !conn.pending {
+                    conn.pending = true;
+                    self.pending.push(idx);
+                }
+            }
+            Outcome::Close => self.close(idx),
+        }
+    }
+
+    fn close(&mut self, idx: usize) {
+        if let Some(mut conn) = self.conns.get_mut(idx).and_then(Option::take) {
+            let _ = self.poll.registry().deregister(conn.sock.source());
+            self.registry.lock().remove(&idx);
+            self.free.push(idx);
+            self.shared
+                .server_stats
+                .curr_connections
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn sweep_idle(&mut self, idle_timeout: u64) {
+        let now = crate::clock::now() as u64;
+        let mut kicked = Vec::new();
+        for (idx, c) in self.conns.iter().enumerate() {
+            if let Some(c) = c {
+                let last = c.info.last_cmd.load(Ordering::Relaxed) as u64;
+                if now.saturating_sub(last) > idle_timeout {
+                    kicked.push(idx);
+                }
+            }
+        }
+        for idx in kicked {
+            log::debug!("closing idle connection");
+            self.shared
+                .server_stats
+                .idle_kicks
+                .fetch_add(1, Ordering::Relaxed);
+            self.close(idx);
+        }
+    }
+}
