@@ -1,0 +1,387 @@
+//! Socket-level tests of the server layer: connection limit, idle timeout,
+//! signals, usage errors, unix sockets, spreading connections over
+//! workers, pipelining and bounded memory for clients that do not read.
+//!
+//! Requests are `version\r\n`: every reply is one line whatever protocol
+//! layer is in place, so these tests check framing and buffering, not
+//! command semantics (those live with the protocol tests).
+mod common;
+
+use common::{against_memcached, Conn, Server};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_memcrab");
+
+/// What one read with a short timeout saw.
+#[derive(Debug, PartialEq)]
+enum Peek {
+    Data(String),
+    Eof,
+    Nothing,
+}
+
+/// One read straight from the socket (use only when nothing is buffered).
+fn peek(c: &mut Conn, t: Duration) -> Peek {
+    c.stream.set_read_timeout(Some(t)).unwrap();
+    let mut buf = [0u8; 4096];
+    let r = match c.stream.read(&mut buf) {
+        Ok(0) => Peek::Eof,
+        Ok(n) => Peek::Data(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Peek::Eof,
+        Err(_) => Peek::Nothing,
+    };
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    r
+}
+
+/// Reads one reply line and checks it is a `version` answer (or the
+/// placeholder protocol's ERROR before the text protocol landed).
+fn expect_version_reply(c: &mut Conn) {
+    let l = c.read_line();
+    assert!(
+        l.starts_with("VERSION ") || l == "ERROR\r\n",
+        "unexpected reply {l:?}"
+    );
+}
+
+#[test]
+fn pipelined_requests_in_one_write_all_answered() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    c.send(&b"version\r\n".repeat(1000));
+    for _ in 0..1000 {
+        expect_version_reply(&mut c);
+    }
+    // Still usable afterwards.
+    c.send(b"version\r\n");
+    expect_version_reply(&mut c);
+}
+
+#[test]
+fn byte_at_a_time_requests() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    for _ in 0..3 {
+        for b in b"version\r\n" {
+            c.send(&[*b]);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        expect_version_reply(&mut c);
+    }
+}
+
+#[test]
+fn requests_after_peer_half_close_are_answered() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    c.send(b"version\r\nversion\r\n");
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    expect_version_reply(&mut c);
+    expect_version_reply(&mut c);
+    assert!(c.is_closed());
+}
+
+#[test]
+fn connection_limit_rejects_with_error_line() {
+    if against_memcached() {
+        return; // memcached counts reserved fds, so its threshold differs
+    }
+    let s = Server::start(&["-c", "2"]);
+    // The harness's readiness probe may still hold a slot for a moment.
+    let mut a = connect_accepted(&s);
+    let mut b = connect_accepted(&s);
+    a.send(b"version\r\n");
+    expect_version_reply(&mut a);
+    b.send(b"version\r\n");
+    expect_version_reply(&mut b);
+    let mut over = s.connect();
+    assert_eq!(over.read_line(), "ERROR Too many open connections\r\n");
+    assert!(over.is_closed());
+    // A freed slot is usable again.
+    drop(a);
+    let mut c = connect_accepted(&s);
+    c.send(b"version\r\n");
+    expect_version_reply(&mut c);
+}
+
+/// Connects, retrying while the server answers "Too many open connections".
+fn connect_accepted(s: &Server) -> Conn {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = s.connect();
+        match peek(&mut c, Duration::from_millis(300)) {
+            Peek::Nothing => return c,
+            Peek::Data(l) if l.starts_with("ERROR Too many") => {
+                assert!(Instant::now() < deadline, "no slot freed");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => panic!("unexpected greeting {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn idle_timeout_closes_idle_connections_only() {
+    let s = Server::start(&["-o", "idle_timeout=1"]);
+    let mut idle = s.connect();
+    let mut busy = s.connect();
+    let start = Instant::now();
+    let mut closed = false;
+    while start.elapsed() < Duration::from_secs(6) {
+        busy.send(b"version\r\n");
+        expect_version_reply(&mut busy);
+        match peek(&mut idle, Duration::from_millis(300)) {
+            Peek::Eof => {
+                closed = true;
+                break;
+            }
+            Peek::Data(d) => panic!("idle connection got {d:?}"),
+            Peek::Nothing => {}
+        }
+    }
+    assert!(closed, "idle connection was not closed within 6 s");
+    busy.send(b"version\r\n");
+    expect_version_reply(&mut busy);
+}
+
+#[test]
+fn sigterm_and_sigint_exit_zero() {
+    for sig in ["TERM", "INT"] {
+        let mut s = Server::start(&[]);
+        let mut c = s.connect();
+        c.send(b"version\r\n");
+        expect_version_reply(&mut c);
+        s.signal(sig);
+        assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0), "SIG{sig}");
+        assert!(c.is_closed(), "connection closed on SIG{sig}");
+    }
+}
+
+#[test]
+fn bad_flags_exit_64_with_a_message() {
+    if against_memcached() {
+        return; // memcached exits 1 for several of these
+    }
+    let cases: &[&[&str]] = &[
+        &["-t", "0"],
+        &["-I", "1000"],
+        &["-I", "2000m"],
+        &["-B", "http"],
+        &["-p", "abc"],
+        &["-p", "70000"],
+        &["-m", "abc"],
+        &["-c", "0"],
+        &["--bogus"],
+        &["-Q"],
+        &["-o", "bogus"],
+        &["-o", "idle_timeout=x"],
+        &["-o", "hot_lru_pct=95"],
+        &["-f", "0.5"],
+    ];
+    for args in cases {
+        let out = Command::new(BIN)
+            .args(*args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run memcrab");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: stderr {err}");
+        assert!(!err.trim().is_empty(), "{args:?}: no message");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    let out = Command::new(BIN).arg("-V").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1.6."));
+    let out = Command::new(BIN).arg("-h").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("-p, --port"));
+}
+
+#[test]
+fn unix_socket_with_mask() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+    if against_memcached() {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("memcrab-test-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let mut child = Command::new(BIN)
+        .args(["-s", path.to_str().unwrap(), "-a", "600", "-t", "2"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stream = loop {
+        if let Ok(s) = UnixStream::connect(&path) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "unix socket never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    w.write_all(&b"version\r\n".repeat(10)).unwrap();
+    let mut got = Vec::new();
+    let mut r = stream;
+    let mut buf = [0u8; 4096];
+    while got.iter().filter(|&&b| b == b'\n').count() < 10 {
+        let n = r.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    // SIGTERM removes the socket file and exits 0.
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(!path.exists(), "socket file left behind");
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Per-thread CPU time (ns) of the server's worker threads, from schedstat.
+fn worker_runtimes(pid: u32) -> Vec<u64> {
+    let mut v = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return v;
+    };
+    for t in dir.flatten() {
+        let p = t.path();
+        let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+        if !comm.starts_with("worker-") {
+            continue;
+        }
+        let ss = std::fs::read_to_string(p.join("schedstat")).unwrap_or_default();
+        v.push(
+            ss.split_whitespace()
+                .next()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0),
+        );
+    }
+    v
+}
+
+#[test]
+fn many_connections_spread_across_workers() {
+    if against_memcached() {
+        return;
+    }
+    let s = Server::start(&["-t", "4"]);
+    let before = worker_runtimes(s.pid());
+    assert_eq!(before.len(), 4, "expected 4 worker threads");
+    let mut conns: Vec<Conn> = (0..64).map(|_| s.connect()).collect();
+    for _round in 0..5 {
+        for c in conns.iter_mut() {
+            c.send(&b"version\r\n".repeat(200));
+        }
+        for c in conns.iter_mut() {
+            for _ in 0..200 {
+                expect_version_reply(c);
+            }
+        }
+    }
+    let after = worker_runtimes(s.pid());
+    for (i, (a, b)) in after.iter().zip(&before).enumerate() {
+        assert!(a > b, "worker {i} did no work: {b} -> {a}");
+    }
+}
+
+#[test]
+fn client_that_does_not_read_keeps_memory_bounded() {
+    let s = Server::start(&["-t", "2"]);
+    let base = s.rss_kib();
+    let stream = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let mut w = stream.try_clone().unwrap();
+    w.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    const TOTAL: usize = 50 << 20;
+    let chunk = b"version\r\n".repeat(7000); // 63,000 bytes
+    let lines_per_chunk = 7000;
+    let chunks = TOTAL / chunk.len();
+    // Write until the server stops taking bytes (it must stop reading).
+    let mut sent_chunks = 0usize;
+    let mut partial = 0usize;
+    let start = Instant::now();
+    while sent_chunks < chunks && start.elapsed() < Duration::from_secs(30) {
+        match w.write(&chunk[partial..]) {
+            Ok(n) => {
+                partial += n;
+                if partial == chunk.len() {
+                    partial = 0;
+                    sent_chunks += 1;
+                }
+            }
+            Err(_) => break, // blocked: back-pressure reached us
+        }
+    }
+    assert!(
+        sent_chunks < chunks,
+        "server kept reading 50 MB although the client never read"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let blocked = s.rss_kib();
+    assert!(
+        blocked < base + 32 * 1024,
+        "RSS grew from {base} KiB to {blocked} KiB"
+    );
+    // Now read: the connection recovers and every request is answered.
+    let reader_stream = stream.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut c = Conn::new(reader_stream);
+        let mut lines = 0usize;
+        let mut buf = Vec::new();
+        let mut tmp = vec![0u8; 1 << 16];
+        loop {
+            match c.stream.read(&mut tmp) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    buf.extend_from_slice(&tmp[..n]);
+                    lines += buf.iter().filter(|&&b| b == b'\n').count();
+                    let last = buf.iter().rposition(|&b| b == b'\n');
+                    if let Some(p) = last {
+                        assert!(
+                            buf.starts_with(b"VERSION ") || buf.starts_with(b"ERROR"),
+                            "bad reply"
+                        );
+                        buf.drain(..=p);
+                    }
+                }
+            }
+        }
+        lines
+    });
+    w.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    if partial > 0 {
+        w.write_all(&chunk[partial..]).unwrap();
+        sent_chunks += 1;
+    }
+    while sent_chunks < chunks {
+        w.write_all(&chunk).unwrap();
+        sent_chunks += 1;
+    }
+    w.shutdown(std::net::Shutdown::Write).unwrap();
+    let lines = reader.join().unwrap();
+    assert_eq!(lines, chunks * lines_per_chunk);
+    let end = s.rss_kib();
+    assert!(
+        end < base + 32 * 1024,
+        "RSS grew from {base} KiB to {end} KiB"
+    );
+}
