@@ -2,6 +2,8 @@
 //! every protocol. Protocol modules turn bytes into commands and responses
 //! into bytes; this module is where a command meets the store and the stats.
 
+pub mod meta;
+
 use crate::config::Config;
 use crate::stats::{ServerStats, WorkerStats};
 use crate::storage::Store;

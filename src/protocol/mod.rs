@@ -2,6 +2,8 @@
 //! functions over byte slices; no sockets here, so every parser is testable
 //! on its own. The server calls [`process`] whenever new bytes arrive.
 
+pub mod meta;
+
 use crate::command::Ctx;
 
 /// Per-connection protocol state (e.g. a data block still being swallowed).

@@ -105,8 +105,12 @@ pub struct StoreRequest<'a> {
     pub compare_cas: Option<u64>,
     /// Explicit new CAS value (meta `E`) instead of a fresh one.
     pub new_cas: Option<u64>,
-    /// Meta `I`: when `compare_cas` is older than the item's, store but mark stale.
+    /// Meta `I`: when `compare_cas` is older than the item's, store but mark
+    /// stale; the new item keeps the old one's exptime and `win_sent` (memcached).
     pub invalidate: bool,
+    /// Meta `mg N` (vivify): create the item with its win token already handed
+    /// out (`win_sent`), atomically, so only its creator gets `W`.
+    pub win_sent: bool,
 }
 
 impl<'a> StoreRequest<'a> {
@@ -126,6 +130,7 @@ impl<'a> StoreRequest<'a> {
             compare_cas: None,
             new_cas: None,
             invalidate: false,
+            win_sent: false,
         }
     }
 }

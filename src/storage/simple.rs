@@ -267,10 +267,18 @@ impl Store {
                 v
             }
         };
-        let (flags, exptime) = match (req.mode, old_meta) {
+        let (flags, mut exptime) = match (req.mode, old_meta) {
             (SetMode::Append | SetMode::Prepend, Some(m)) => (m.flags, m.exptime),
             _ => (req.flags, req.exptime),
         };
+        let mut win_sent = req.win_sent;
+        if stale {
+            // memcached: a stale store keeps the TTL and the win token
+            if let Some(m) = old_meta {
+                exptime = m.exptime;
+                win_sent |= m.win_sent;
+            }
+        }
         if let Some(_old) = shard.remove(req.key) {
             self.stats.lock().curr_items -= 1;
         }
@@ -288,7 +296,7 @@ impl Store {
             last_access: now,
             fetched: false,
             stale,
-            win_sent: false,
+            win_sent,
         };
         shard.bytes += need;
         shard.lru.insert(seq, req.key.into());

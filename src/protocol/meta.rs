@@ -1,0 +1,600 @@
+//! Meta protocol framing and parsing (`mg ms md ma mn me`), as memcached 1.6.
+//!
+//! [`handle`] takes one command line (without "\r\n") and the input after it,
+//! parses the line into a [`MetaRequest`] — pure, over byte slices, no
+//! allocation — frames `ms` data blocks, and hands the request to
+//! `command::meta`, which runs it and writes the reply. Error replies and
+//! their precedence follow memcached 1.6.18 byte for byte (checked against
+//! the real server in tests/meta.rs).
+
+use crate::command::meta::{self as exec, MetaRequest, KEY_MAX, MAX_TOKENS};
+use crate::command::Ctx;
+use crate::protocol::Step;
+
+/// memcached rejects a meta line with this many tokens or more (its limit of
+/// 20 counts a terminal empty token).
+const MAX_OPT_TOKENS: usize = 20;
+/// Longest `O` token, the `O` included.
+const MAX_OPAQUE: usize = 32;
+
+const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format\r\n";
+
+/// Splits a line on spaces like memcached's tokenizer (runs of spaces are one
+/// separator). Returns the number of tokens; past `MAX_TOKENS` the count
+/// saturates, which is already "too many" for every meta command.
+fn tokenize<'a>(line: &'a [u8], toks: &mut [&'a [u8]; MAX_TOKENS]) -> usize {
+    let mut n = 0;
+    for t in line.split(|&b| b == b' ').filter(|t| !t.is_empty()) {
+        if n == MAX_TOKENS {
+            return n + 1;
+        }
+        toks[n] = t;
+        n += 1;
+    }
+    n
+}
+
+/// Handles one meta command. `line` excludes its "\r\n"; `rest` is the input
+/// after it (where an `ms` data block starts).
+pub fn handle(line: &[u8], rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut toks: [&[u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
+    let n = tokenize(line, &mut toks);
+    let ntoks = n.min(MAX_TOKENS);
+    let toks = &toks[..ntoks];
+    match toks.first().copied() {
+        Some(b"mn") => {
+            out.extend_from_slice(b"MN\r\n");
+            Step::Done(0)
+        }
+        Some(b"mg") => {
+            if let Some(req) = parse_simple(
+                toks,
+                n,
+                out,
+                b"CLIENT_ERROR options flags are too long\r\n",
+                false,
+            ) {
+                exec::get(&req, out, ctx);
+            }
+            Step::Done(0)
+        }
+        Some(b"md") => {
+            if let Some(req) = parse_simple(
+                toks,
+                n,
+                out,
+                b"CLIENT_ERROR options flags too long\r\n",
+                true,
+            ) {
+                exec::delete(&req, out, ctx);
+            }
+            Step::Done(0)
+        }
+        Some(b"ma") => {
+            if let Some(req) = parse_simple(
+                toks,
+                n,
+                out,
+                b"CLIENT_ERROR options flags too long\r\n",
+                true,
+            ) {
+                match req.mode {
+                    None | Some(b'I') | Some(b'+') | Some(b'D') | Some(b'-') => {
+                        exec::arith(&req, out, ctx)
+                    }
+                    _ => out.extend_from_slice(b"CLIENT_ERROR invalid mode for ma M token\r\n"),
+                }
+            }
+            Step::Done(0)
+        }
+        Some(b"ms") => handle_set(toks, n, rest, out, ctx),
+        Some(b"me") => {
+            handle_debug(toks, out, ctx);
+            Step::Done(0)
+        }
+        _ => {
+            out.extend_from_slice(b"ERROR\r\n");
+            Step::Done(0)
+        }
+    }
+}
+
+/// Common front of `mg`, `md`, `ma`: token count, key length, flags, opaque.
+/// Writes the error and returns None when the line is rejected. `generic`:
+/// md and ma answer every flag error with one message.
+fn parse_simple<'a>(
+    toks: &[&'a [u8]],
+    n: usize,
+    out: &mut Vec<u8>,
+    too_long: &[u8],
+    generic: bool,
+) -> Option<MetaRequest<'a>> {
+    if toks.len() < 2 {
+        out.extend_from_slice(b"ERROR\r\n");
+        return None;
+    }
+    if toks[1].len() > KEY_MAX {
+        out.extend_from_slice(BAD_FORMAT);
+        return None;
+    }
+    if n >= MAX_OPT_TOKENS {
+        out.extend_from_slice(too_long);
+        return None;
+    }
+    let mut req = MetaRequest::new(toks[1]);
+    if let Err(e) = parse_flags(&mut req, &toks[2..]) {
+        if generic {
+            out.extend_from_slice(b"CLIENT_ERROR invalid or duplicate flag\r\n");
+        } else {
+            push_error(out, e);
+        }
+        return None;
+    }
+    if !opaque_ok(&req) {
+        out.extend_from_slice(b"CLIENT_ERROR opaque token too long\r\n");
+        return None;
+    }
+    Some(req)
+}
+
+fn push_error(out: &mut Vec<u8>, e: Option<&'static str>) {
+    match e {
+        Some(msg) => {
+            out.extend_from_slice(msg.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        None => out.extend_from_slice(BAD_FORMAT),
+    }
+}
+
+fn opaque_ok(req: &MetaRequest) -> bool {
+    req.flags()
+        .iter()
+        .all(|t| t[0] != b'O' || t.len() <= MAX_OPAQUE)
+}
+
+/// `ms <key> <datalen> <flags>*` followed by the data block.
+fn handle_set(toks: &[&[u8]], n: usize, rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
+    if toks.len() < 2 {
+        out.extend_from_slice(b"ERROR\r\n");
+        return Step::Done(0);
+    }
+    if toks[1].len() > KEY_MAX || toks.len() == 2 {
+        out.extend_from_slice(BAD_FORMAT);
+        return Step::Done(0);
+    }
+    if n >= MAX_OPT_TOKENS {
+        out.extend_from_slice(b"CLIENT_ERROR options flags too long\r\n");
+        return Step::Done(0);
+    }
+    let vlen = match parse_i32(toks[2]) {
+        Some(v) if (0..=i32::MAX - 2).contains(&v) => v as usize,
+        _ => {
+            out.extend_from_slice(BAD_FORMAT);
+            return Step::Done(0);
+        }
+    };
+    let block = vlen + 2;
+    // From here on an error still swallows the data block.
+    let swallow = |out: &mut Vec<u8>, msg: &[u8]| {
+        out.extend_from_slice(msg);
+        if rest.len() >= block {
+            Step::Done(block)
+        } else {
+            Step::Swallow {
+                consumed: rest.len(),
+                swallow: block - rest.len(),
+            }
+        }
+    };
+    let mut req = MetaRequest::new(toks[1]);
+    if let Err(e) = parse_flags(&mut req, &toks[3..]) {
+        let mut msg = Vec::new();
+        push_error(&mut msg, e);
+        return swallow(out, &msg);
+    }
+    if !matches!(
+        req.mode,
+        None | Some(b'E') | Some(b'A') | Some(b'P') | Some(b'R') | Some(b'S')
+    ) {
+        return swallow(out, b"CLIENT_ERROR invalid mode for ms M token\r\n");
+    }
+    if vlen > ctx.shared.store.config().item_size_max {
+        exec::set_too_large(&req, &mut Vec::new(), ctx);
+        return swallow(out, b"SERVER_ERROR object too large for cache\r\n");
+    }
+    if !opaque_ok(&req) {
+        return swallow(out, b"CLIENT_ERROR opaque token too long\r\n");
+    }
+    if rest.len() < block {
+        return Step::NeedMore;
+    }
+    if &rest[vlen..block] != b"\r\n" {
+        out.extend_from_slice(b"CLIENT_ERROR bad data chunk\r\n");
+        return Step::Done(block);
+    }
+    exec::set(&req, &rest[..vlen], out, ctx);
+    Step::Done(block)
+}
+
+/// `me <key> [b]`.
+fn handle_debug(toks: &[&[u8]], out: &mut Vec<u8>, ctx: &Ctx) {
+    if toks.len() < 2 || toks[1].len() > KEY_MAX {
+        out.extend_from_slice(BAD_FORMAT);
+        return;
+    }
+    let mut req = MetaRequest::new(toks[1]);
+    if toks.len() >= 3 && toks[2] == b"b" {
+        let mut buf = [0u8; KEY_MAX];
+        match base64_decode(toks[1], &mut buf) {
+            Some(len) => {
+                req.key_buf_mut()[..len].copy_from_slice(&buf[..len]);
+                req.set_binary_key_len(len);
+            }
+            None => {
+                out.extend_from_slice(BAD_FORMAT);
+                return;
+            }
+        }
+    }
+    exec::debug(&req, out, ctx);
+}
+
+/// Parses flag tokens into `req`, like memcached's `_meta_flag_preparse`:
+/// an unknown or repeated flag stops at once; a bad token value is noted
+/// and parsing goes on (the last message wins). `Err(None)` means "use the
+/// command's default message".
+fn parse_flags<'a>(
+    req: &mut MetaRequest<'a>,
+    flags: &[&'a [u8]],
+) -> Result<(), Option<&'static str>> {
+    let mut seen = [false; 128];
+    let mut error: Option<Option<&'static str>> = None;
+    const BAD_TOKEN: &str = "CLIENT_ERROR bad token in command line format";
+    for &tok in flags {
+        let o = tok[0];
+        if o >= 127 || seen[o as usize] {
+            return Err(Some("CLIENT_ERROR duplicate flag"));
+        }
+        seen[o as usize] = true;
+        let arg = &tok[1..];
+        match o {
+            b'b' => {
+                let raw = req.key();
+                let mut buf = [0u8; KEY_MAX];
+                match base64_decode(raw, &mut buf) {
+                    Some(len) => {
+                        req.key_buf_mut()[..len].copy_from_slice(&buf[..len]);
+                        req.set_binary_key_len(len);
+                    }
+                    None => error = Some(Some("CLIENT_ERROR error decoding key")),
+                }
+            }
+            b'N' | b'T' | b'R' => match parse_i32(arg) {
+                Some(v) => {
+                    let v = Some(v as i64);
+                    match o {
+                        b'N' => req.vivify = v,
+                        b'T' => req.ttl = v,
+                        _ => req.recache = v,
+                    }
+                }
+                None => error = Some(Some(BAD_TOKEN)),
+            },
+            b'O' | b'P' | b'L' | b'k' | b's' | b't' | b'c' | b'f' | b'h' | b'l' => {}
+            b'v' => req.value = true,
+            b'u' => req.no_bump = true,
+            b'q' => req.quiet = true,
+            b'I' => req.invalidate = true,
+            // newer memcached (1.6.2x): md x removes the value, keeps the item
+            b'x' => req.remove_value = true,
+            b'F' => match parse_u64(arg) {
+                // memcached truncates client flags to 32 bits
+                Some(v) => req.client_flags = Some(v as u32),
+                None => error = Some(None),
+            },
+            b'C' => match parse_u64(arg) {
+                Some(v) => req.compare_cas = Some(v),
+                None => error = Some(Some(BAD_TOKEN)),
+            },
+            // newer memcached (1.6.2x): explicit new CAS value
+            b'E' => match parse_u64(arg) {
+                Some(v) => req.new_cas = Some(v),
+                None => error = Some(Some(BAD_TOKEN)),
+            },
+            b'M' => {
+                if tok.len() != 2 {
+                    error = Some(Some("CLIENT_ERROR incorrect length for M token"));
+                } else {
+                    req.mode = Some(tok[1]);
+                }
+            }
+            b'J' => match parse_u64(arg) {
+                Some(v) => req.initial = v,
+                None => error = Some(Some("CLIENT_ERROR invalid numeric initial value")),
+            },
+            b'D' => match parse_u64(arg) {
+                Some(v) => req.delta = v,
+                None => error = Some(Some("CLIENT_ERROR invalid numeric delta value")),
+            },
+            _ => return Err(Some("CLIENT_ERROR invalid flag")),
+        }
+        req.push_flag(tok);
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// strtol-like: optional sign, decimal digits, 32-bit range.
+fn parse_i32(s: &[u8]) -> Option<i32> {
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 11 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        v = v * 10 + (d - b'0') as i64;
+    }
+    if neg {
+        v = -v;
+    }
+    i32::try_from(v).ok()
+}
+
+/// strtoull-like without the negative wrap-around: decimal digits, 64-bit range.
+fn parse_u64(s: &[u8]) -> Option<u64> {
+    let digits = s.strip_prefix(b"+").unwrap_or(s);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    Some(v)
+}
+
+// ---- base64 (keys with the `b` flag) ----
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn b64_value(c: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        b'=' => Some(0),
+        _ => None,
+    }
+}
+
+/// Decodes base64 the way memcached does: characters outside the alphabet
+/// are skipped, the rest must come in groups of four, and decoding stops at
+/// the first group with padding. Returns the decoded length, or None for
+/// invalid input or an empty result.
+pub fn base64_decode(src: &[u8], dst: &mut [u8]) -> Option<usize> {
+    let count = src.iter().filter(|&&c| b64_value(c).is_some()).count();
+    if count == 0 || count % 4 != 0 || count / 4 * 3 > dst.len() {
+        return None;
+    }
+    let mut block = [0u8; 4];
+    let mut n = 0;
+    let mut pos = 0;
+    let mut pad = 0;
+    for &c in src {
+        let Some(v) = b64_value(c) else { continue };
+        if c == b'=' {
+            pad += 1;
+        }
+        block[n] = v;
+        n += 1;
+        if n == 4 {
+            dst[pos] = (block[0] << 2) | (block[1] >> 4);
+            dst[pos + 1] = (block[1] << 4) | (block[2] >> 2);
+            dst[pos + 2] = (block[2] << 6) | block[3];
+            pos += 3;
+            n = 0;
+            if pad > 0 {
+                match pad {
+                    1 => pos -= 1,
+                    2 => pos -= 2,
+                    _ => return None,
+                }
+                break;
+            }
+        }
+    }
+    (pos > 0).then_some(pos)
+}
+
+/// Appends the padded base64 encoding of `src` to `out`.
+pub fn base64_encode(src: &[u8], out: &mut Vec<u8>) {
+    for chunk in src.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        out.push(B64[(b[0] >> 2) as usize]);
+        out.push(B64[(((b[0] & 0x03) << 4) | (b[1] >> 4)) as usize]);
+        out.push(if chunk.len() > 1 {
+            B64[(((b[1] & 0x0f) << 2) | (b[2] >> 6)) as usize]
+        } else {
+            b'='
+        });
+        out.push(if chunk.len() > 2 {
+            B64[(b[2] & 0x3f) as usize]
+        } else {
+            b'='
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Shared;
+    use crate::config::Config;
+    use crate::stats::WorkerStats;
+
+    struct T {
+        shared: Shared,
+        stats: WorkerStats,
+    }
+
+    impl T {
+        fn new() -> T {
+            T {
+                shared: Shared::new(Config::default()),
+                stats: WorkerStats::default(),
+            }
+        }
+        /// Runs every request in `input` through `handle`, like the framing does.
+        fn run(&self, input: &[u8]) -> String {
+            let ctx = Ctx {
+                shared: &self.shared,
+                stats: &self.stats,
+            };
+            let mut out = Vec::new();
+            let mut pos = 0;
+            while let Some(nl) = memchr::memchr(b'\n', &input[pos..]) {
+                let line = &input[pos..pos + nl];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let rest = &input[pos + nl + 1..];
+                match handle(line, rest, &mut out, &ctx) {
+                    Step::Done(n) | Step::Close(n) => pos += nl + 1 + n,
+                    Step::NeedMore => break,
+                    Step::Swallow { consumed, swallow } => pos += nl + 1 + consumed + swallow,
+                }
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    }
+
+    #[test]
+    fn base64_round_trip_and_memcached_quirks() {
+        let mut out = Vec::new();
+        base64_encode(b"foob", &mut out);
+        assert_eq!(out, b"Zm9vYg==");
+        let mut buf = [0u8; KEY_MAX];
+        assert_eq!(base64_decode(b"Zm9vYg==", &mut buf), Some(4));
+        assert_eq!(&buf[..4], b"foob");
+        assert_eq!(base64_decode(b"Zm9vYg=", &mut buf), None);
+        assert_eq!(base64_decode(b"Zm9vYg", &mut buf), None);
+        assert_eq!(base64_decode(b"A===", &mut buf), None);
+        assert_eq!(base64_decode(b"IA==", &mut buf), Some(1));
+        assert_eq!(buf[0], b' ');
+        for len in 0..10 {
+            let src: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37)).collect();
+            let mut enc = Vec::new();
+            base64_encode(&src, &mut enc);
+            if len > 0 {
+                let n = base64_decode(&enc, &mut buf).unwrap();
+                assert_eq!(&buf[..n], &src[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn get_set_flags_and_errors() {
+        let t = T::new();
+        assert_eq!(t.run(b"mn\r\n"), "MN\r\n");
+        assert_eq!(t.run(b"ms foo 3 T0 F5\r\nbar\r\n"), "HD\r\n");
+        assert_eq!(
+            t.run(b"mg foo v k t f s h O123\r\n"),
+            "VA 3 kfoo t-1 f5 s3 h0 O123\r\nbar\r\n"
+        );
+        assert_eq!(t.run(b"mg foo\r\n"), "HD\r\n");
+        assert_eq!(
+            t.run(b"mg missing v\r\nmg missing v q\r\nmn\r\n"),
+            "EN\r\nMN\r\n"
+        );
+        assert_eq!(t.run(b"mg missing k Oab\r\n"), "EN kmissing Oab\r\n");
+        assert_eq!(t.run(b"mg\r\n"), "ERROR\r\n");
+        assert_eq!(t.run(b"mg foo zz\r\n"), "CLIENT_ERROR invalid flag\r\n");
+        assert_eq!(t.run(b"mg foo v v\r\n"), "CLIENT_ERROR duplicate flag\r\n");
+        assert_eq!(
+            t.run(b"mg foo T\r\n"),
+            "CLIENT_ERROR bad token in command line format\r\n"
+        );
+        assert_eq!(
+            t.run(b"md foo T\r\n"),
+            "CLIENT_ERROR invalid or duplicate flag\r\n"
+        );
+        assert_eq!(
+            t.run(b"ms k 3 MZ\r\nbar\r\n"),
+            "CLIENT_ERROR invalid mode for ms M token\r\n"
+        );
+        assert_eq!(
+            t.run(b"ms k 3\r\nbarx\r\n"),
+            "CLIENT_ERROR bad data chunk\r\nERROR\r\n"
+        );
+        assert_eq!(
+            t.run(b"ms k abc\r\n"),
+            "CLIENT_ERROR bad command line format\r\n"
+        );
+        assert_eq!(
+            t.run(b"mg foo P P P P P P P P P P P P P P P P P P\r\n"),
+            "CLIENT_ERROR options flags are too long\r\n"
+        );
+    }
+
+    #[test]
+    fn ms_framing_steps() {
+        let t = T::new();
+        let ctx = Ctx {
+            shared: &t.shared,
+            stats: &t.stats,
+        };
+        let mut out = Vec::new();
+        assert_eq!(handle(b"ms k 5", b"ab", &mut out, &ctx), Step::NeedMore);
+        assert!(out.is_empty());
+        assert_eq!(
+            handle(b"ms k 5", b"abcde\r\nmn\r\n", &mut out, &ctx),
+            Step::Done(7)
+        );
+        assert_eq!(out, b"HD\r\n");
+        out.clear();
+        assert_eq!(
+            handle(b"ms k 5 zz", b"ab", &mut out, &ctx),
+            Step::Swallow {
+                consumed: 2,
+                swallow: 5
+            }
+        );
+        assert_eq!(out, b"CLIENT_ERROR invalid flag\r\n");
+        out.clear();
+        assert_eq!(
+            handle(b"ms k 2000000", b"", &mut out, &ctx),
+            Step::Swallow {
+                consumed: 0,
+                swallow: 2000002
+            }
+        );
+        assert_eq!(out, b"SERVER_ERROR object too large for cache\r\n");
+    }
+
+    #[test]
+    fn stale_win_and_vivify() {
+        let t = T::new();
+        t.run(b"ms sw 3 T100\r\nold\r\n");
+        assert_eq!(t.run(b"md sw I T30\r\n"), "HD\r\n");
+        let a = t.run(b"mg sw v t\r\n");
+        assert_eq!(a, "VA 3 t30 X W\r\nold\r\n");
+        assert_eq!(t.run(b"mg sw v\r\n"), "VA 3 Z X\r\nold\r\n");
+        assert_eq!(t.run(b"mg viv N30 s t\r\n"), "HD s0 t30 W\r\n");
+        assert_eq!(t.run(b"mg viv N30 s\r\n"), "HD s0 Z\r\n");
+        assert_eq!(t.run(b"ma cnt N0 J10 v t\r\n"), "VA 2 t-1\r\n10\r\n");
+        assert_eq!(t.run(b"ma cnt MD D3 v\r\n"), "VA 1\r\n7\r\n");
+        assert_eq!(t.run(b"ma cnt q\r\nma nope q\r\nmn\r\n"), "NF\r\nMN\r\n");
+    }
+}
