@@ -218,4 +218,35 @@ impl Conn {
             }
         }
     }
+
+    /// `get <key>`: `Some((flags, value))` on a hit, `None` on a miss.
+    pub fn get(&mut self, key: &str) -> Option<(u32, Vec<u8>)> {
+        self.send(format!("get {key}\r\n").as_bytes());
+        let head = self.read_line();
+        if head == "END\r\n" {
+            return None;
+        }
+        let parts: Vec<&str> = head.split_whitespace().collect();
+        assert!(
+            parts.len() == 4 && parts[0] == "VALUE" && parts[1] == key,
+            "bad get reply {head:?}"
+        );
+        let flags: u32 = parts[2].parse().expect("flags");
+        let len: usize = parts[3].parse().expect("length");
+        let mut value = self.read_exact(len + 2);
+        assert_eq!(&value[len..], b"\r\n", "value not ended by CRLF");
+        value.truncate(len);
+        assert_eq!(self.read_line(), "END\r\n");
+        Some((flags, value))
+    }
+
+    /// Reads a counter written by incr/decr. memcached may keep the old
+    /// length padded with spaces when a number shrinks (protocol.txt allows
+    /// it), so trailing spaces are ignored.
+    pub fn get_counter(&mut self, key: &str) -> Option<u64> {
+        self.get(key).map(|(_, v)| {
+            let s = String::from_utf8(v).expect("utf8 counter");
+            s.trim_end_matches(' ').parse().expect("numeric counter")
+        })
+    }
 }
