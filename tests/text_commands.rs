@@ -42,6 +42,7 @@ fn wait_until_gone(c: &mut Conn, key: &str, within: Duration) -> bool {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn set_then_get_returns_value_and_flags() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set k 5 0 5\r\nhello\r\n", b"STORED\r\n");
@@ -54,6 +55,7 @@ fn set_then_get_returns_value_and_flags() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn values_are_binary_safe() {
     let (_s, mut c) = setup();
     let mut req = b"set bin 0 0 8\r\n".to_vec();
@@ -64,6 +66,7 @@ fn values_are_binary_safe() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn get_miss_and_multi_get_keep_request_order() {
     let (_s, mut c) = setup();
     c.roundtrip(b"get nothing\r\n", b"END\r\n");
@@ -81,10 +84,14 @@ fn get_miss_and_multi_get_keep_request_order() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn key_of_250_bytes_is_accepted() {
     let (_s, mut c) = setup();
     let key = "k".repeat(250);
-    c.roundtrip(format!("set {key} 0 0 1\r\nx\r\n").as_bytes(), b"STORED\r\n");
+    c.roundtrip(
+        format!("set {key} 0 0 1\r\nx\r\n").as_bytes(),
+        b"STORED\r\n",
+    );
     c.roundtrip(
         format!("get {key}\r\n").as_bytes(),
         format!("VALUE {key} 0 1\r\nx\r\nEND\r\n").as_bytes(),
@@ -92,6 +99,7 @@ fn key_of_250_bytes_is_accepted() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn large_value_round_trips() {
     let (_s, mut c) = setup();
     let value: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -106,6 +114,7 @@ fn large_value_round_trips() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn add_and_replace() {
     let (_s, mut c) = setup();
     c.roundtrip(b"add k 0 0 1\r\n1\r\n", b"STORED\r\n");
@@ -116,6 +125,7 @@ fn add_and_replace() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn append_and_prepend_keep_flags_and_need_an_item() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set g 9 0 1\r\n3\r\n", b"STORED\r\n");
@@ -127,6 +137,7 @@ fn append_and_prepend_keep_flags_and_need_an_item() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn gets_and_cas() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set a 1 0 1\r\nA\r\n", b"STORED\r\n");
@@ -160,24 +171,36 @@ fn gets_and_cas() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn cas_uniques_are_unique_across_keys_and_every_change() {
     let (_s, mut c) = setup();
     let mut seen = std::collections::HashSet::new();
     for i in 0..50 {
         let key = format!("u{}", i % 10);
-        c.roundtrip(format!("set {key} 0 0 1\r\nx\r\n").as_bytes(), b"STORED\r\n");
+        c.roundtrip(
+            format!("set {key} 0 0 1\r\nx\r\n").as_bytes(),
+            b"STORED\r\n",
+        );
         assert!(seen.insert(cas_of(&mut c, &key)), "cas unique reused");
-        c.roundtrip(format!("append {key} 0 0 1\r\ny\r\n").as_bytes(), b"STORED\r\n");
+        c.roundtrip(
+            format!("append {key} 0 0 1\r\ny\r\n").as_bytes(),
+            b"STORED\r\n",
+        );
         assert!(seen.insert(cas_of(&mut c, &key)), "cas unique reused");
     }
     c.roundtrip(b"set n 0 0 1\r\n1\r\n", b"STORED\r\n");
     let before = cas_of(&mut c, "n");
     c.roundtrip(b"incr n 1\r\n", b"2\r\n");
-    assert_ne!(before, cas_of(&mut c, "n"), "incr must change the cas unique");
+    assert_ne!(
+        before,
+        cas_of(&mut c, "n"),
+        "incr must change the cas unique"
+    );
     c.roundtrip(b"touch n 100\r\n", b"TOUCHED\r\n");
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn delete_forms() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set g 0 0 1\r\nG\r\n", b"STORED\r\n");
@@ -198,6 +221,7 @@ fn delete_forms() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn incr_and_decr() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set n 5 0 2\r\n10\r\n", b"STORED\r\n");
@@ -213,10 +237,14 @@ fn incr_and_decr() {
     c.roundtrip(b"incr m 2\r\n", b"1\r\n");
     c.roundtrip(b"set m 0 0 20\r\n18446744073709551610\r\n", b"STORED\r\n");
     c.roundtrip(b"incr m 5\r\n", b"18446744073709551615\r\n");
-    c.roundtrip(b"incr m 18446744073709551615\r\n", b"18446744073709551614\r\n");
+    c.roundtrip(
+        b"incr m 18446744073709551615\r\n",
+        b"18446744073709551614\r\n",
+    );
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn incr_errors() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set s 0 0 3\r\nabc\r\n", b"STORED\r\n");
@@ -246,6 +274,7 @@ fn incr_errors() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn incr_changes_value_length() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set n 0 0 2\r\n99\r\n", b"STORED\r\n");
@@ -267,6 +296,7 @@ fn incr_changes_value_length() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn touch_gat_gats() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set t 3 0 1\r\nT\r\n", b"STORED\r\n");
@@ -290,6 +320,7 @@ fn touch_gat_gats() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn touch_and_gat_extend_a_short_ttl() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set a 0 2 1\r\nA\r\n", b"STORED\r\n");
@@ -298,10 +329,14 @@ fn touch_and_gat_extend_a_short_ttl() {
     c.roundtrip(b"touch a 100\r\n", b"TOUCHED\r\n");
     c.roundtrip(b"gat 100 b\r\n", b"VALUE b 0 1\r\nB\r\nEND\r\n");
     assert!(wait_until_gone(&mut c, "short", Duration::from_secs(5)));
-    c.roundtrip(b"get a b\r\n", b"VALUE a 0 1\r\nA\r\nVALUE b 0 1\r\nB\r\nEND\r\n");
+    c.roundtrip(
+        b"get a b\r\n",
+        b"VALUE a 0 1\r\nA\r\nVALUE b 0 1\r\nB\r\nEND\r\n",
+    );
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn exptime_relative_absolute_and_negative() {
     let (_s, mut c) = setup();
     let now = std::time::SystemTime::now()
@@ -335,6 +370,7 @@ fn exptime_relative_absolute_and_negative() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn flush_all_forms() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set a 0 0 1\r\nA\r\n", b"STORED\r\n");
@@ -356,6 +392,7 @@ fn flush_all_forms() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn flush_all_with_delay() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set a 0 0 1\r\nA\r\n", b"STORED\r\n");
@@ -378,6 +415,7 @@ fn flush_all_with_delay() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn version_is_1_6() {
     let (_s, mut c) = setup();
     c.send(b"version\r\n");
@@ -387,6 +425,7 @@ fn version_is_1_6() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn verbosity_forms() {
     let (_s, mut c) = setup();
     c.roundtrip(b"verbosity 1\r\n", b"OK\r\n");
@@ -401,6 +440,7 @@ fn verbosity_forms() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn quit_closes_the_connection() {
     let (s, mut c) = setup();
     c.send(b"quit\r\n");
@@ -414,6 +454,7 @@ fn quit_closes_the_connection() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn cache_memlimit() {
     let (_s, mut c) = setup();
     c.roundtrip(b"cache_memlimit 100\r\n", b"OK\r\n");
@@ -429,6 +470,7 @@ fn cache_memlimit() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn noreply_on_every_storage_command() {
     let (_s, mut c) = setup();
     c.send(b"add g 0 0 1 noreply\r\n1\r\n");

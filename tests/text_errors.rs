@@ -18,6 +18,7 @@ fn assert_usable(c: &mut Conn) {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn unknown_command_and_empty_line_are_error() {
     let (_s, mut c) = setup();
     c.roundtrip(b"bogus\r\n", b"ERROR\r\n");
@@ -28,6 +29,7 @@ fn unknown_command_and_empty_line_are_error() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn bare_newline_terminates_commands() {
     // memcached accepts "\n" alone as a line end.
     let (_s, mut c) = setup();
@@ -36,6 +38,7 @@ fn bare_newline_terminates_commands() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn too_few_tokens_is_error() {
     let (_s, mut c) = setup();
     for req in [
@@ -56,6 +59,7 @@ fn too_few_tokens_is_error() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn bad_data_chunk() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set k 0 0 5\r\nhello\r\n", b"STORED\r\n");
@@ -74,6 +78,7 @@ fn bad_data_chunk() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn bad_command_line_format() {
     let (_s, mut c) = setup();
     // Negative or non-numeric length: no data block is read.
@@ -107,6 +112,7 @@ fn bad_command_line_format() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn key_too_long_for_every_command() {
     let (_s, mut c) = setup();
     let k = "k".repeat(251);
@@ -140,11 +146,12 @@ fn key_too_long_for_every_command() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn object_too_large_swallows_the_data_and_keeps_going() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set big 0 0 1\r\nb\r\n", b"STORED\r\n");
     let mut req = b"set big 0 0 2000000\r\n".to_vec();
-    req.extend(std::iter::repeat(b'x').take(2_000_000));
+    req.extend(std::iter::repeat_n(b'x', 2_000_000));
     req.extend_from_slice(b"\r\nget big\r\nversion\r\n");
     c.send(&req);
     assert_eq!(c.read_line(), "SERVER_ERROR object too large for cache\r\n");
@@ -153,13 +160,14 @@ fn object_too_large_swallows_the_data_and_keeps_going() {
     assert!(c.read_line().starts_with("VERSION 1.6"));
     // Just over the default -I 1m.
     let mut req = b"set u 0 0 1048577\r\n".to_vec();
-    req.extend(std::iter::repeat(b'y').take(1_048_577));
+    req.extend(std::iter::repeat_n(b'y', 1_048_577));
     req.extend_from_slice(b"\r\n");
     c.roundtrip(&req, b"SERVER_ERROR object too large for cache\r\n");
     assert_usable(&mut c);
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn object_too_large_sent_slowly_is_swallowed() {
     // The client may send the data block after a pause; the server must
     // still skip exactly <bytes>+2 and then parse the next command.
@@ -175,11 +183,12 @@ fn object_too_large_sent_slowly_is_swallowed() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn object_too_large_with_noreply_is_silent() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set a 0 0 1\r\n1\r\n", b"STORED\r\n");
     let mut req = b"set a 0 0 2000000 noreply\r\n".to_vec();
-    req.extend(std::iter::repeat(b'x').take(2_000_000));
+    req.extend(std::iter::repeat_n(b'x', 2_000_000));
     req.extend_from_slice(b"\r\n");
     c.send(&req);
     c.roundtrip(b"get a\r\n", b"END\r\n");
@@ -187,11 +196,12 @@ fn object_too_large_with_noreply_is_silent() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn max_item_size_flag_raises_the_limit() {
     let s = Server::start(&["-I", "2m"]);
     let mut c = s.connect();
     let mut req = b"set big 0 0 1500000\r\n".to_vec();
-    req.extend(std::iter::repeat(b'q').take(1_500_000));
+    req.extend(std::iter::repeat_n(b'q', 1_500_000));
     req.extend_from_slice(b"\r\n");
     c.roundtrip(&req, b"STORED\r\n");
     let (_, v) = c.get("big").unwrap();
@@ -200,16 +210,24 @@ fn max_item_size_flag_raises_the_limit() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn bad_exptime_arguments() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set t 0 0 1\r\nT\r\n", b"STORED\r\n");
-    for req in ["touch t abc\r\n", "gat abc t\r\n", "gats abc t\r\n", "gat t\r\n", "flush_all abc\r\n"] {
+    for req in [
+        "touch t abc\r\n",
+        "gat abc t\r\n",
+        "gats abc t\r\n",
+        "gat t\r\n",
+        "flush_all abc\r\n",
+    ] {
         c.roundtrip(req.as_bytes(), b"CLIENT_ERROR invalid exptime argument\r\n");
     }
     c.roundtrip(b"get t\r\n", b"VALUE t 0 1\r\nT\r\nEND\r\n");
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn invalid_delta_argument() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set n 0 0 1\r\n5\r\n", b"STORED\r\n");
@@ -225,6 +243,7 @@ fn invalid_delta_argument() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn long_line_without_newline_closes_the_connection() {
     // memcached drops a client whose command line passes 2048 bytes without
     // a newline (unless it is a multi-get, see below); the server lives on.
@@ -238,6 +257,7 @@ fn long_line_without_newline_closes_the_connection() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn long_junk_line_in_one_write_is_error() {
     let (_s, mut c) = setup();
     let mut req = vec![b'x'; 3000];
@@ -247,6 +267,7 @@ fn long_junk_line_in_one_write_is_error() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn long_multi_get_line_sent_in_pieces() {
     // Multi-gets longer than 2048 bytes are legitimate and must work even
     // when the line arrives in several reads.
@@ -266,6 +287,7 @@ fn long_multi_get_line_sent_in_pieces() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn shutdown_refused_without_dash_a() {
     let (_s, mut c) = setup();
     c.roundtrip(b"shutdown\r\n", b"ERROR: shutdown not enabled\r\n");
@@ -273,6 +295,7 @@ fn shutdown_refused_without_dash_a() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn stats_unknown_group_is_error() {
     let (_s, mut c) = setup();
     c.roundtrip(b"stats bogus\r\n", b"ERROR\r\n");

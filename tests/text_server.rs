@@ -8,6 +8,7 @@ use std::io::Write;
 use std::time::Duration;
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn thousand_pipelined_commands_in_one_write() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -55,7 +56,11 @@ fn thousand_pipelined_commands_in_one_write() {
     c.send(&req);
     let got = c.read_exact(expected.len());
     if got != expected {
-        let pos = got.iter().zip(&expected).position(|(a, b)| a != b).unwrap_or(0);
+        let pos = got
+            .iter()
+            .zip(&expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
         let from = pos.saturating_sub(80);
         panic!(
             "pipelined replies differ at byte {pos}:\n got {:?}\nwant {:?}",
@@ -67,6 +72,7 @@ fn thousand_pipelined_commands_in_one_write() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn pipelined_gets_with_large_values_come_back_in_order() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -95,6 +101,7 @@ fn pipelined_gets_with_large_values_come_back_in_order() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn byte_at_a_time_writes() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -113,6 +120,7 @@ fn byte_at_a_time_writes() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn commands_split_at_every_offset() {
     // Every split point of a request in two writes gives the same replies.
     let s = Server::start(&[]);
@@ -132,11 +140,15 @@ fn commands_split_at_every_offset() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn many_clients_at_once_see_each_others_writes() {
     let s = Server::start(&["-t", "4"]);
     let mut conns: Vec<_> = (0..50).map(|_| s.connect()).collect();
     for (i, c) in conns.iter_mut().enumerate() {
-        c.roundtrip(format!("set c{i} 0 0 1\r\n{}\r\n", i % 10).as_bytes(), b"STORED\r\n");
+        c.roundtrip(
+            format!("set c{i} 0 0 1\r\n{}\r\n", i % 10).as_bytes(),
+            b"STORED\r\n",
+        );
     }
     for (i, c) in conns.iter_mut().enumerate() {
         let j = (i + 17) % 50;
@@ -148,6 +160,7 @@ fn many_clients_at_once_see_each_others_writes() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn client_that_never_reads_does_not_stop_others() {
     // A client floods gets without reading; the server must keep serving
     // other clients (and not grow without bound, see limits.rs).
@@ -173,6 +186,7 @@ fn client_that_never_reads_does_not_stop_others() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn shutdown_with_dash_a_exits() {
     let mut s = Server::start(&["-A"]);
     let mut c = s.connect();
@@ -183,6 +197,7 @@ fn shutdown_with_dash_a_exits() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn sigterm_exits_cleanly() {
     let mut s = Server::start(&[]);
     let mut c = s.connect();
@@ -193,6 +208,7 @@ fn sigterm_exits_cleanly() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn sigint_exits_cleanly() {
     let mut s = Server::start(&[]);
     let mut c = s.connect();

