@@ -1,14 +1,30 @@
 //! The command layer: one set of commands executed against the store by
-//! every protocol. Protocol modules turn bytes into commands and responses
-//! into bytes; this module is where a command meets the store and the stats.
+//! every protocol. Protocol modules turn bytes into these command types and
+//! their outcomes back into bytes; this module is where a command meets the
+//! store and the stats, so every protocol counts `cmd_get`, `get_hits`, ...
+//! the same way memcached does.
 
+pub mod admin;
+pub mod arith;
+pub mod delete;
 pub mod meta;
+pub mod retrieve;
+pub mod update;
 
 use crate::config::Config;
 use crate::stats::{ServerStats, WorkerStats};
 use crate::storage::Store;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
+
+pub use admin::{FlushAll, MemLimit, MemLimitOutcome, Verbosity};
+pub use arith::Arith;
+pub use delete::Delete;
+pub use retrieve::{Retrieve, Touch};
+pub use update::Update;
+
+/// Longest key memcached accepts (`KEY_MAX_LENGTH`).
+pub const KEY_MAX_LENGTH: usize = 250;
 
 /// What the server lets the command layer do to it (implemented by `server`).
 pub trait ServerControl: Send + Sync {

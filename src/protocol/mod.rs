@@ -1,25 +1,42 @@
 //! Protocol framing: bytes from a connection in, reply bytes out. Pure
 //! functions over byte slices; no sockets here, so every parser is testable
 //! on its own. The server calls [`process`] whenever new bytes arrive.
+//!
+//! Framing is line-based like memcached's ASCII protocol: each request starts
+//! with a line ended by "\r\n" or a bare "\n"; a handler (text or meta) gets
+//! the line and the bytes after it, and says how many of those it consumed
+//! (its data block) through a [`Step`].
 
 pub mod meta;
+pub mod text;
 
 use crate::command::Ctx;
 
-/// Per-connection protocol state (e.g. a data block still being swallowed).
-#[derive(Default, Debug)]
-pub struct Session {}
+/// memcached closes a connection whose buffered line reaches this many bytes
+/// without a newline, unless the line is a `get`/`gets` (multi-gets are unbounded).
+pub const MAX_LINE: usize = 2048;
 
-/// Outcome of handling one request whose line starts the input given to a
-/// handler (text or meta). Lets each protocol handle its own data blocks.
+/// Our bound on a `get`/`gets` line still waiting for its newline (memcached
+/// has none); beyond it the connection is closed so memory stays bounded.
+pub const MAX_MULTIGET_LINE: usize = 8 << 20;
+
+/// Per-connection protocol state.
+#[derive(Default, Debug)]
+pub struct Session {
+    /// Bytes of a rejected data block still to discard as they arrive.
+    pub swallow: usize,
+}
+
+/// Outcome of handling one request, given its line and the input after it.
+/// Byte counts are of that rest only (the line itself is always consumed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// The request (e.g. its data block) is not complete yet; nothing consumed.
     NeedMore,
-    /// Request handled; this many input bytes consumed (line and data block).
+    /// Request handled; this many bytes after the line consumed (its data block).
     Done(usize),
-    /// Consumed this many bytes, and the next `swallow` bytes of input must be
-    /// discarded (a rejected data block not fully received yet).
+    /// Consumed this many bytes after the line, and the next `swallow` bytes
+    /// of input must be discarded (a rejected data block not fully received yet).
     Swallow { consumed: usize, swallow: usize },
     /// Reply written; close the connection after flushing it.
     Close(usize),
@@ -38,20 +55,241 @@ pub struct Processed {
 /// Stops early once `out` holds more than `out_limit` bytes so a client that
 /// does not read cannot grow server memory without bound.
 pub fn process(
-    _session: &mut Session,
+    session: &mut Session,
     input: &[u8],
     out: &mut Vec<u8>,
-    _ctx: &Ctx,
-    _out_limit: usize,
+    ctx: &Ctx,
+    out_limit: usize,
 ) -> Processed {
-    // Placeholder until the text protocol lands: answer ERROR per line.
-    let mut consumed = 0;
-    while let Some(nl) = memchr::memchr(b'\n', &input[consumed..]) {
-        consumed += nl + 1;
-        out.extend_from_slice(b"ERROR\r\n");
+    let out_start = out.len();
+    let mut pos = 0;
+    let mut close = false;
+    while pos < input.len() {
+        if session.swallow > 0 {
+            let n = session.swallow.min(input.len() - pos);
+            session.swallow -= n;
+            pos += n;
+            continue;
+        }
+        if out.len() > out_limit {
+            break;
+        }
+        let buf = &input[pos..];
+        let Some(nl) = memchr::memchr(b'\n', buf) else {
+            close = line_too_long(buf);
+            break;
+        };
+        let line = if nl > 0 && buf[nl - 1] == b'\r' {
+            &buf[..nl - 1]
+        } else {
+            &buf[..nl]
+        };
+        let rest = &buf[nl + 1..];
+        let step = if is_meta(line) {
+            meta::handle(line, rest, out, ctx)
+        } else {
+            text::handle(line, rest, out, ctx)
+        };
+        match step {
+            Step::NeedMore => break,
+            Step::Done(n) => pos += nl + 1 + n,
+            Step::Swallow { consumed, swallow } => {
+                pos += nl + 1 + consumed;
+                session.swallow = swallow;
+            }
+            Step::Close(n) => {
+                pos += nl + 1 + n;
+                close = true;
+                break;
+            }
+        }
     }
+    ctx.stats.bytes_read.add(pos as u64);
+    ctx.stats.bytes_written.add((out.len() - out_start) as u64);
     Processed {
-        consumed,
-        close: false,
+        consumed: pos,
+        close,
+    }
+}
+
+/// Meta commands are the two-letter commands starting with 'm' (memcached
+/// dispatches on exactly that shape; other two-letter `m?` answer ERROR).
+fn is_meta(line: &[u8]) -> bool {
+    let start = line.iter().position(|&b| b != b' ').unwrap_or(line.len());
+    let cmd = &line[start..];
+    cmd.len() >= 2
+        && matches!(&cmd[..2], b"mg" | b"ms" | b"md" | b"ma" | b"mn" | b"me")
+        && (cmd.len() == 2 || cmd[2] == b' ')
+}
+
+/// A partial line with no newline yet: should the connection be closed?
+/// memcached waits while the line is short, and keeps reading a long one
+/// only when it is a multi-get (after at most 100 leading spaces).
+fn line_too_long(buf: &[u8]) -> bool {
+    if buf.len() <= MAX_LINE {
+        return false;
+    }
+    let spaces = buf.iter().take_while(|&&b| b == b' ').count();
+    let cmd = &buf[spaces..];
+    let multiget = spaces <= 100 && (cmd.starts_with(b"get ") || cmd.starts_with(b"gets "));
+    !multiget || buf.len() > MAX_MULTIGET_LINE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Shared;
+    use crate::config::Config;
+    use crate::stats::WorkerStats;
+
+    struct Conn {
+        shared: Shared,
+        stats: WorkerStats,
+        session: Session,
+        pending: Vec<u8>,
+    }
+
+    impl Conn {
+        fn new() -> Conn {
+            let config = Config {
+                item_size_max: 1024,
+                ..Config::default()
+            };
+            Conn {
+                shared: Shared::new(config),
+                stats: WorkerStats::default(),
+                session: Session::default(),
+                pending: Vec::new(),
+            }
+        }
+
+        /// Feeds bytes like a socket read would; returns (replies, close).
+        fn feed(&mut self, bytes: &[u8]) -> (Vec<u8>, bool) {
+            self.pending.extend_from_slice(bytes);
+            let ctx = Ctx {
+                shared: &self.shared,
+                stats: &self.stats,
+            };
+            let mut out = Vec::new();
+            let p = process(&mut self.session, &self.pending, &mut out, &ctx, 1 << 20);
+            self.pending.drain(..p.consumed);
+            (out, p.close)
+        }
+
+        fn reply(&mut self, bytes: &[u8]) -> String {
+            String::from_utf8_lossy(&self.feed(bytes).0).into_owned()
+        }
+    }
+
+    #[test]
+    fn pipelined_requests_in_one_buffer() {
+        let mut c = Conn::new();
+        let mut req = Vec::new();
+        for i in 0..100 {
+            req.extend_from_slice(format!("set k{i} 0 0 2\r\nv{}\r\n", i % 10).as_bytes());
+        }
+        req.extend_from_slice(b"get k1 k99\r\n");
+        let r = c.reply(&req);
+        assert_eq!(r.matches("STORED\r\n").count(), 100);
+        assert!(r.ends_with("VALUE k1 0 2\r\nv1\r\nVALUE k99 0 2\r\nv9\r\nEND\r\n"));
+    }
+
+    #[test]
+    fn byte_at_a_time() {
+        let mut c = Conn::new();
+        let mut all = String::new();
+        for b in b"set a 5 0 3\r\nabc\r\nget a\nversion\r\n" {
+            all += &c.reply(&[*b]);
+        }
+        assert_eq!(
+            all,
+            format!(
+                "STORED\r\nVALUE a 5 3\r\nabc\r\nEND\r\nVERSION {}\r\n",
+                crate::VERSION
+            )
+        );
+    }
+
+    #[test]
+    fn too_large_value_is_swallowed_across_reads() {
+        let mut c = Conn::new();
+        assert_eq!(c.reply(b"set a 0 0 1\r\nx\r\n"), "STORED\r\n");
+        assert_eq!(
+            c.reply(b"set a 0 0 5000\r\n"),
+            "SERVER_ERROR object too large for cache\r\n"
+        );
+        // The old value of a failed set is gone, like memcached.
+        assert_eq!(c.reply(&[b'z'; 3000]), "");
+        let mut tail = vec![b'z'; 2000];
+        tail.extend_from_slice(b"\r\nget a\r\n");
+        assert_eq!(c.reply(&tail), "END\r\n");
+    }
+
+    #[test]
+    fn long_lines_without_newline() {
+        let mut c = Conn::new();
+        assert_eq!(c.feed(&[b'a'; 2000]), (vec![], false));
+        assert!(c.feed(&[b'a'; 100]).1, "non-get line over 2048 closes");
+
+        let mut c = Conn::new();
+        let mut get = b"get".to_vec();
+        for i in 0..1000 {
+            get.extend_from_slice(format!(" key{i}").as_bytes());
+        }
+        assert_eq!(c.feed(&get), (vec![], false), "multi-get keeps reading");
+        assert_eq!(c.reply(b"\r\n"), "END\r\n");
+
+        let mut c = Conn::new();
+        assert_eq!(c.reply(&[b'a'; 3000]).len(), 0);
+        let mut c = Conn::new();
+        let mut line = vec![b'a'; 3000];
+        line.extend_from_slice(b"\r\nversion\r\n");
+        assert!(c.reply(&line).starts_with("ERROR\r\nVERSION "));
+    }
+
+    #[test]
+    fn quit_and_http_close() {
+        let mut c = Conn::new();
+        assert_eq!(c.feed(b"quit\r\nversion\r\n"), (vec![], true));
+        let mut c = Conn::new();
+        assert_eq!(c.feed(b"GET / HTTP/1.1\r\n"), (vec![], true));
+    }
+
+    #[test]
+    fn stops_at_out_limit() {
+        let mut c = Conn::new();
+        c.reply(b"set a 0 0 100\r\n");
+        let mut value = vec![b'x'; 100];
+        value.extend_from_slice(b"\r\n");
+        let (r, _) = c.feed(&value);
+        assert_eq!(r, b"STORED\r\n");
+        let ctx = Ctx {
+            shared: &c.shared,
+            stats: &c.stats,
+        };
+        let input = b"get a\r\n".repeat(50);
+        let mut out = Vec::new();
+        let p = process(&mut c.session, &input, &mut out, &ctx, 1000);
+        assert!(p.consumed < input.len() && p.consumed.is_multiple_of(7));
+        assert!(out.len() > 1000 && out.len() < 1200);
+    }
+
+    #[test]
+    fn counts_like_memcached() {
+        let mut c = Conn::new();
+        c.reply(
+            b"set a 0 0 1\r\n1\r\nget a b\r\ngat 0 a b\r\ntouch a 0\r\nincr a 1\r\ndecr b 1\r\n",
+        );
+        let s = &c.stats;
+        assert_eq!(s.cmd_set.get(), 1);
+        assert_eq!(
+            (s.cmd_get.get(), s.get_hits.get(), s.get_misses.get()),
+            (2, 1, 1)
+        );
+        assert_eq!(
+            (s.cmd_touch.get(), s.touch_hits.get(), s.touch_misses.get()),
+            (3, 2, 1)
+        );
+        assert_eq!((s.incr_hits.get(), s.decr_misses.get()), (1, 1));
     }
 }

@@ -1,0 +1,104 @@
+//! Server-wide commands: `flush_all`, `verbosity`, `cache_memlimit`,
+//! `shutdown`, `stats reset`.
+
+use super::Ctx;
+use crate::clock;
+use std::sync::atomic::Ordering;
+
+/// `flush_all [delay]`: invalidate every item now or `delay` from now.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlushAll {
+    /// Protocol exptime: 0 or negative means now.
+    pub delay: i64,
+}
+
+impl FlushAll {
+    /// memcached counts `cmd_flush` even when the request turns out malformed.
+    pub fn count(ctx: &Ctx) {
+        ctx.stats.cmd_flush.incr();
+    }
+
+    pub fn execute(&self, ctx: &Ctx) {
+        let at = if self.delay > 0 {
+            clock::exptime_to_rel(self.delay)
+        } else {
+            0
+        };
+        ctx.shared.store.flush_all(at);
+    }
+}
+
+/// `verbosity <level>`: memcached clamps to its highest level, 2.
+#[derive(Clone, Copy, Debug)]
+pub struct Verbosity {
+    pub level: u32,
+}
+
+impl Verbosity {
+    pub fn execute(&self, ctx: &Ctx) {
+        let level = self.level.min(2);
+        ctx.shared.verbosity.store(level, Ordering::Relaxed);
+        log::set_max_level(match level {
+            0 => log::LevelFilter::Warn,
+            1 => log::LevelFilter::Info,
+            _ => log::LevelFilter::Debug,
+        });
+    }
+}
+
+/// `cache_memlimit <megabytes>`.
+#[derive(Clone, Copy, Debug)]
+pub struct MemLimit {
+    pub megabytes: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemLimitOutcome {
+    Ok,
+    /// Below memcached's 8 MB floor.
+    TooSmall,
+    /// Above 1e9: the client probably passed bytes.
+    NotMegabytes,
+}
+
+impl MemLimit {
+    pub fn execute(&self, ctx: &Ctx) -> MemLimitOutcome {
+        if self.megabytes < 8 {
+            return MemLimitOutcome::TooSmall;
+        }
+        if self.megabytes > 1_000_000_000 {
+            return MemLimitOutcome::NotMegabytes;
+        }
+        ctx.shared
+            .store
+            .set_memory_limit((self.megabytes as usize) << 20);
+        MemLimitOutcome::Ok
+    }
+}
+
+/// `shutdown`: only honoured with `-A`. Returns false when not enabled.
+pub fn shutdown(ctx: &Ctx) -> bool {
+    if !ctx.shared.config.enable_shutdown {
+        return false;
+    }
+    if let Some(control) = ctx.shared.control.get() {
+        control.shutdown();
+    }
+    true
+}
+
+/// `stats reset`: zero every worker's counters, the connection totals and
+/// (by recording a baseline) the store's counters.
+pub fn stats_reset(ctx: &Ctx) {
+    if let Some(workers) = ctx.shared.workers.get() {
+        for w in workers {
+            w.reset();
+        }
+    } else {
+        ctx.stats.reset();
+    }
+    let s = &ctx.shared.server_stats;
+    s.total_connections.store(0, Ordering::Relaxed);
+    s.rejected_connections.store(0, Ordering::Relaxed);
+    *s.store_base.lock() = ctx.shared.store.stats();
+}

@@ -1,0 +1,20 @@
+//! `delete <key>`: remove an item, counting `delete_hits`/`delete_misses`.
+
+use super::Ctx;
+use crate::storage::{DeleteOutcome, DeleteRequest};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Delete<'a> {
+    pub key: &'a [u8],
+}
+
+impl<'a> Delete<'a> {
+    pub fn execute(&self, ctx: &Ctx) -> DeleteOutcome {
+        let outcome = ctx.shared.store.delete(&DeleteRequest::new(self.key));
+        match outcome {
+            DeleteOutcome::Deleted => ctx.stats.delete_hits.incr(),
+            _ => ctx.stats.delete_misses.incr(),
+        }
+        outcome
+    }
+}

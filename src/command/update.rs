@@ -1,0 +1,80 @@
+//! Writes: set/add/replace/append/prepend/cas. The data block is read by the
+//! protocol; this type only knows what to store and how to count it.
+
+use super::Ctx;
+use crate::clock::{self, RelTime};
+use crate::storage::{DeleteRequest, SetMode, StoreOutcome, StoreRequest};
+
+/// memcached's per-item header (48 bytes + 8 for CAS) plus the key's NUL and
+/// the value's "\r\n": used to refuse a value larger than `-I` before its data
+/// block arrives, so it can be swallowed instead of buffered.
+const ITEM_HEADER_ESTIMATE: usize = 48 + 8 + 1 + 2;
+
+/// One write command, independent of the protocol it came in.
+#[derive(Clone, Copy, Debug)]
+pub struct Update<'a> {
+    pub key: &'a [u8],
+    pub flags: u32,
+    pub exptime: RelTime,
+    pub mode: SetMode,
+    /// `cas`: store only if the item's CAS unique still equals this.
+    pub compare_cas: Option<u64>,
+}
+
+impl<'a> Update<'a> {
+    pub fn new(key: &'a [u8], flags: u32, exptime: i64, mode: SetMode) -> Update<'a> {
+        Update {
+            key,
+            flags,
+            exptime: clock::exptime_to_rel(exptime),
+            mode,
+            compare_cas: None,
+        }
+    }
+
+    /// Is a value of `value_len` bytes certainly too large for `-I`?
+    pub fn too_large(&self, ctx: &Ctx, value_len: usize) -> bool {
+        let max = ctx.shared.store.config().item_size_max;
+        value_len.saturating_add(self.key.len() + ITEM_HEADER_ESTIMATE) > max
+    }
+
+    /// The value was refused before storing (too large, no memory). Like
+    /// memcached, a failed `set` removes the old item so stale data does not
+    /// outlive a write the client believes it made.
+    pub fn rejected(&self, ctx: &Ctx, outcome: StoreOutcome) {
+        if self.mode == SetMode::Set && self.compare_cas.is_none() {
+            ctx.shared.store.delete(&DeleteRequest::new(self.key));
+        }
+        // memcached counts these per thread; they are printed by `stats`.
+        match outcome {
+            StoreOutcome::TooLarge => ctx.stats.store_too_large.incr(),
+            StoreOutcome::NoMemory => ctx.stats.store_no_memory.incr(),
+            _ => {}
+        }
+    }
+
+    /// The data block did not end in "\r\n": memcached still counts the set.
+    pub fn bad_data(&self, ctx: &Ctx) {
+        ctx.stats.cmd_set.incr();
+    }
+
+    /// Stores `value` and counts `cmd_set` and the cas counters.
+    pub fn execute(&self, ctx: &Ctx, value: &[u8]) -> StoreOutcome {
+        let mut req = StoreRequest::new(self.key, value, self.flags, self.exptime, self.mode);
+        req.compare_cas = self.compare_cas;
+        let outcome = ctx.shared.store.store(&req);
+        ctx.stats.cmd_set.incr();
+        if self.compare_cas.is_some() {
+            match outcome {
+                StoreOutcome::Stored(_) => ctx.stats.cas_hits.incr(),
+                StoreOutcome::Exists => ctx.stats.cas_badval.incr(),
+                StoreOutcome::NotFound => ctx.stats.cas_misses.incr(),
+                _ => {}
+            }
+        }
+        if matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
+            self.rejected(ctx, outcome);
+        }
+        outcome
+    }
+}

@@ -1,0 +1,831 @@
+//! memcached's text (ASCII) protocol: `get gets gat gats set add replace
+//! append prepend cas incr decr delete touch flush_all version verbosity quit
+//! shutdown cache_memlimit stats`. [`parse`] turns one request line into a
+//! [`Request`] borrowing from the line (pure, no allocation); [`handle`] runs
+//! it through the command layer and writes memcached's reply bytes.
+//!
+//! Quirks copied on purpose, because clients and memcached's own tests see
+//! them: tokens split on ' ' only; numbers parse like C's `strtoul`/`strtol`
+//! (leading '+' accepted, 32-bit fields truncated); `noreply` is recognised
+//! only as the last token and silences errors too; a bad data block consumes
+//! exactly `<bytes>+2` bytes and the rest is read as the next command.
+
+use super::Step;
+use crate::command::{
+    admin, Arith, Ctx, Delete, FlushAll, MemLimit, MemLimitOutcome, Retrieve, Touch, Update,
+    Verbosity, KEY_MAX_LENGTH,
+};
+use crate::storage::{ArithOutcome, DeleteOutcome, ItemView, SetMode, StoreOutcome};
+
+/// memcached tokenizes at most this many tokens (the last one holds the rest).
+const MAX_TOKENS: usize = 24;
+
+pub const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format";
+pub const BAD_CHUNK: &[u8] = b"CLIENT_ERROR bad data chunk";
+pub const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache";
+pub const NO_MEMORY: &[u8] = b"SERVER_ERROR out of memory storing object";
+const BAD_EXPTIME: &[u8] = b"CLIENT_ERROR invalid exptime argument";
+const BAD_DELTA: &[u8] = b"CLIENT_ERROR invalid numeric delta argument";
+const NON_NUMERIC: &[u8] = b"CLIENT_ERROR cannot increment or decrement non-numeric value";
+const DELETE_USAGE: &[u8] = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
+
+/// The space-separated tokens of a line, as memcached's `tokenize_command`
+/// sees them: at most `MAX_TOKENS - 1` real tokens.
+pub struct Tokens<'a> {
+    tok: [&'a [u8]; MAX_TOKENS],
+    n: usize,
+}
+
+impl<'a> Tokens<'a> {
+    pub fn new(line: &'a [u8]) -> Tokens<'a> {
+        let mut tok: [&'a [u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
+        let mut n = 0;
+        for t in line.split(|&b| b == b' ').filter(|t| !t.is_empty()) {
+            tok[n] = t;
+            n += 1;
+            if n == MAX_TOKENS - 1 {
+                break;
+            }
+        }
+        Tokens { tok, n }
+    }
+    pub fn len(&self) -> usize {
+        self.n
+    }
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        self.tok[i]
+    }
+    /// memcached's `set_noreply_maybe`: only the last token counts.
+    pub fn noreply(&self) -> bool {
+        self.n > 0 && self.tok[self.n - 1] == b"noreply"
+    }
+}
+
+/// One parsed text request. Keys and the multi-get key list borrow the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// get/gets/gat/gats; `keys` is the rest of the line (space-separated).
+    Get {
+        keys: &'a [u8],
+        cas: bool,
+        touch: Option<i64>,
+    },
+    Update {
+        key: &'a [u8],
+        flags: u32,
+        exptime: i64,
+        bytes: usize,
+        mode: SetMode,
+        cas: Option<u64>,
+        noreply: bool,
+    },
+    Delete {
+        key: &'a [u8],
+        noreply: bool,
+    },
+    Arith {
+        key: &'a [u8],
+        incr: bool,
+        delta: u64,
+        noreply: bool,
+    },
+    Touch {
+        key: &'a [u8],
+        exptime: i64,
+        noreply: bool,
+    },
+    FlushAll {
+        delay: i64,
+        noreply: bool,
+    },
+    Version,
+    Quit,
+    Verbosity {
+        level: u32,
+        noreply: bool,
+    },
+    MemLimit {
+        megabytes: u32,
+        noreply: bool,
+    },
+    /// `shutdown [graceful]`; `valid` is false for any other mode.
+    Shutdown {
+        graceful: bool,
+        valid: bool,
+    },
+    Stats {
+        group: Option<&'a [u8]>,
+    },
+    /// An HTTP request line: memcached closes without a word.
+    Http,
+    /// A reply decided at parse time (errors), honouring `noreply`.
+    Reply {
+        msg: &'static [u8],
+        noreply: bool,
+        /// `flush_all` counts `cmd_flush` even when malformed.
+        counts_flush: bool,
+    },
+}
+
+const fn err(msg: &'static [u8], noreply: bool) -> Request<'static> {
+    Request::Reply {
+        msg,
+        noreply,
+        counts_flush: false,
+    }
+}
+
+const ERROR: Request<'static> = err(b"ERROR", false);
+
+/// Parses one request line (without its "\r\n").
+pub fn parse(line: &[u8]) -> Request<'_> {
+    let t = Tokens::new(line);
+    if t.is_empty() || t.get(0).len() < 2 {
+        return ERROR;
+    }
+    let n = t.len();
+    let noreply = t.noreply();
+    match t.get(0) {
+        b"get" => parse_get(line, &t, false, false),
+        b"gets" => parse_get(line, &t, true, false),
+        b"gat" => parse_get(line, &t, false, true),
+        b"gats" => parse_get(line, &t, true, true),
+        b"set" => parse_update(&t, SetMode::Set, false),
+        b"add" => parse_update(&t, SetMode::Add, false),
+        b"replace" => parse_update(&t, SetMode::Replace, false),
+        b"append" => parse_update(&t, SetMode::Append, false),
+        b"prepend" => parse_update(&t, SetMode::Prepend, false),
+        b"cas" => parse_update(&t, SetMode::Set, true),
+        b"incr" | b"decr" => {
+            if n != 3 && n != 4 {
+                return ERROR;
+            }
+            let key = t.get(1);
+            if key.len() > KEY_MAX_LENGTH {
+                return err(BAD_FORMAT, noreply);
+            }
+            match strtoull(t.get(2)) {
+                Some(delta) => Request::Arith {
+                    key,
+                    incr: t.get(0) == b"incr",
+                    delta,
+                    noreply,
+                },
+                None => err(BAD_DELTA, noreply),
+            }
+        }
+        b"delete" => {
+            if !(2..=4).contains(&n) {
+                return ERROR;
+            }
+            if n > 2 {
+                let hold_is_zero = t.get(2) == b"0";
+                let valid =
+                    (n == 3 && (hold_is_zero || noreply)) || (n == 4 && hold_is_zero && noreply);
+                if !valid {
+                    return err(DELETE_USAGE, noreply);
+                }
+            }
+            let key = t.get(1);
+            if key.len() > KEY_MAX_LENGTH {
+                return err(BAD_FORMAT, noreply);
+            }
+            Request::Delete { key, noreply }
+        }
+        b"touch" => {
+            if n != 3 && n != 4 {
+                return ERROR;
+            }
+            let key = t.get(1);
+            if key.len() > KEY_MAX_LENGTH {
+                return err(BAD_FORMAT, noreply);
+            }
+            match strtol32(t.get(2)) {
+                Some(exptime) => Request::Touch {
+                    key,
+                    exptime,
+                    noreply,
+                },
+                None => err(BAD_EXPTIME, noreply),
+            }
+        }
+        b"flush_all" => {
+            if n > 3 {
+                return ERROR;
+            }
+            let delay = if n != if noreply { 2 } else { 1 } {
+                match strtol32(t.get(1)) {
+                    Some(d) => d,
+                    None => {
+                        return Request::Reply {
+                            msg: BAD_EXPTIME,
+                            noreply,
+                            counts_flush: true,
+                        }
+                    }
+                }
+            } else {
+                0
+            };
+            Request::FlushAll { delay, noreply }
+        }
+        b"version" => Request::Version,
+        b"quit" => Request::Quit,
+        b"verbosity" => {
+            if n != 2 && n != 3 {
+                return ERROR;
+            }
+            match strtoul32(t.get(1)) {
+                Some(level) => Request::Verbosity { level, noreply },
+                None => err(BAD_FORMAT, noreply),
+            }
+        }
+        b"cache_memlimit" => {
+            if n != 2 && n != 3 {
+                return ERROR;
+            }
+            match strtoul32(t.get(1)) {
+                Some(megabytes) => Request::MemLimit { megabytes, noreply },
+                None => err(b"ERROR", noreply),
+            }
+        }
+        b"shutdown" => {
+            let graceful = n == 2 && t.get(1) == b"graceful";
+            Request::Shutdown {
+                graceful,
+                valid: n == 1 || graceful,
+            }
+        }
+        b"stats" => Request::Stats {
+            group: if n > 1 { Some(t.get(1)) } else { None },
+        },
+        _ if t.get(n - 1).starts_with(b"HTTP/") => Request::Http,
+        _ => ERROR,
+    }
+}
+
+fn parse_get<'a>(line: &'a [u8], t: &Tokens<'a>, cas: bool, touch: bool) -> Request<'a> {
+    if t.len() < 2 {
+        return ERROR;
+    }
+    let mut first_key = 1;
+    let touch = if touch {
+        match strtol32(t.get(1)) {
+            Some(e) => {
+                first_key = 2;
+                Some(e)
+            }
+            None => return err(BAD_EXPTIME, false),
+        }
+    } else {
+        None
+    };
+    // The key list is everything from the first key on (it may hold more
+    // keys than the tokenizer keeps).
+    let keys = if first_key < t.len() {
+        let off = t.get(first_key).as_ptr() as usize - line.as_ptr() as usize;
+        &line[off..]
+    } else {
+        &[]
+    };
+    Request::Get { keys, cas, touch }
+}
+
+fn parse_update<'a>(t: &Tokens<'a>, mode: SetMode, has_cas: bool) -> Request<'a> {
+    let base = if has_cas { 6 } else { 5 };
+    if t.len() != base && t.len() != base + 1 {
+        return ERROR;
+    }
+    let noreply = t.noreply();
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return err(BAD_FORMAT, noreply);
+    }
+    let (Some(flags), Some(exptime), Some(bytes)) =
+        (strtoul32(t.get(2)), strtol32(t.get(3)), strtol32(t.get(4)))
+    else {
+        return err(BAD_FORMAT, noreply);
+    };
+    let cas = if has_cas {
+        match strtoull(t.get(5)) {
+            Some(c) => Some(c),
+            None => return err(BAD_FORMAT, noreply),
+        }
+    } else {
+        None
+    };
+    if !(0..=i32::MAX as i64 - 2).contains(&bytes) {
+        return err(BAD_FORMAT, noreply);
+    }
+    Request::Update {
+        key,
+        flags,
+        exptime,
+        bytes: bytes as usize,
+        mode,
+        cas,
+        noreply,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Numbers, parsed the way memcached's safe_strto* (over C's strto*) do.
+
+fn c_isspace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// Digits with optional leading whitespace and sign, like `strtoull`.
+/// Returns (negative, magnitude) or None for no digits, overflow or junk after.
+fn c_number(s: &[u8]) -> Option<(bool, u64)> {
+    let mut i = 0;
+    while i < s.len() && c_isspace(s[i]) {
+        i += 1;
+    }
+    let mut neg = false;
+    if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
+        neg = s[i] == b'-';
+        i += 1;
+    }
+    let start = i;
+    let mut v: u64 = 0;
+    while i < s.len() && s[i].is_ascii_digit() {
+        v = v.checked_mul(10)?.checked_add((s[i] - b'0') as u64)?;
+        i += 1;
+    }
+    if i == start {
+        return None;
+    }
+    // C strings end at NUL; anything else after the digits must be a space.
+    if i < s.len() && !c_isspace(s[i]) && s[i] != 0 {
+        return None;
+    }
+    Some((neg, v))
+}
+
+/// memcached's `safe_strtoull`: "-0" is 0, "-1" is refused, "+5" is 5.
+pub fn strtoull(s: &[u8]) -> Option<u64> {
+    let (neg, v) = c_number(s)?;
+    let v = if neg { v.wrapping_neg() } else { v };
+    if (v as i64) < 0 && neg {
+        return None;
+    }
+    Some(v)
+}
+
+/// memcached's `safe_strtoul` into a 32-bit field: parsed as 64-bit, then
+/// truncated (so 4294967296 becomes 0, as memcached 1.6 stores it).
+pub fn strtoul32(s: &[u8]) -> Option<u32> {
+    strtoull(s).map(|v| v as u32)
+}
+
+/// memcached's `safe_strtol` into an `int32_t`: parsed as 64-bit, truncated.
+pub fn strtol32(s: &[u8]) -> Option<i64> {
+    let (neg, v) = c_number(s)?;
+    let v: i64 = if neg {
+        if v > i64::MAX as u64 + 1 {
+            return None;
+        }
+        (v as i64).wrapping_neg()
+    } else {
+        i64::try_from(v).ok()?
+    };
+    Some(v as i32 as i64)
+}
+
+// ---------------------------------------------------------------------------
+// Reply writing.
+
+/// Appends `v` in decimal without allocating.
+#[inline]
+pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+#[inline]
+fn reply(out: &mut Vec<u8>, noreply: bool, msg: &[u8]) {
+    if !noreply {
+        out.extend_from_slice(msg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// `VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n`, straight from the item.
+#[inline]
+fn write_value(out: &mut Vec<u8>, key: &[u8], item: &ItemView, cas: bool) {
+    let len = item.value_len();
+    out.reserve(key.len() + len + 64);
+    out.extend_from_slice(b"VALUE ");
+    out.extend_from_slice(key);
+    out.push(b' ');
+    push_u64(out, item.meta.flags as u64);
+    out.push(b' ');
+    push_u64(out, len as u64);
+    if cas {
+        out.push(b' ');
+        push_u64(out, item.meta.cas);
+    }
+    out.extend_from_slice(b"\r\n");
+    item.append_value_to(out);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Consume `total` bytes of `rest`, swallowing what has not arrived yet.
+fn consume_or_swallow(have: usize, total: usize) -> Step {
+    if have >= total {
+        Step::Done(total)
+    } else {
+        Step::Swallow {
+            consumed: have,
+            swallow: total - have,
+        }
+    }
+}
+
+/// Handles one text request: `line` without its terminator, `rest` the input
+/// after it. Byte counts in the returned [`Step`] are of `rest` only.
+pub fn handle(line: &[u8], rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
+    match parse(line) {
+        Request::Get { keys, cas, touch } => {
+            get(keys, cas, touch, out, ctx);
+            Step::Done(0)
+        }
+        Request::Update {
+            key,
+            flags,
+            exptime,
+            bytes,
+            mode,
+            cas,
+            noreply,
+        } => {
+            let mut cmd = Update::new(key, flags, exptime, mode);
+            cmd.compare_cas = cas;
+            let total = bytes + 2;
+            if cmd.too_large(ctx, bytes) {
+                reply(out, noreply, TOO_LARGE);
+                cmd.rejected(ctx, StoreOutcome::TooLarge);
+                return consume_or_swallow(rest.len(), total);
+            }
+            if rest.len() < total {
+                return Step::NeedMore;
+            }
+            if &rest[bytes..total] != b"\r\n" {
+                cmd.bad_data(ctx);
+                reply(out, noreply, BAD_CHUNK);
+                return Step::Done(total);
+            }
+            let msg: &[u8] = match cmd.execute(ctx, &rest[..bytes]) {
+                StoreOutcome::Stored(_) => b"STORED",
+                StoreOutcome::NotStored => b"NOT_STORED",
+                StoreOutcome::Exists => b"EXISTS",
+                StoreOutcome::NotFound => b"NOT_FOUND",
+                StoreOutcome::TooLarge => TOO_LARGE,
+                StoreOutcome::NoMemory => NO_MEMORY,
+            };
+            reply(out, noreply, msg);
+            Step::Done(total)
+        }
+        Request::Delete { key, noreply } => {
+            let msg: &[u8] = match (Delete { key }).execute(ctx) {
+                DeleteOutcome::Deleted => b"DELETED",
+                DeleteOutcome::NotFound | DeleteOutcome::Exists => b"NOT_FOUND",
+            };
+            reply(out, noreply, msg);
+            Step::Done(0)
+        }
+        Request::Arith {
+            key,
+            incr,
+            delta,
+            noreply,
+        } => {
+            match (Arith { key, incr, delta }).execute(ctx) {
+                ArithOutcome::Value { value, .. } => {
+                    if !noreply {
+                        push_u64(out, value);
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
+                ArithOutcome::NotFound => reply(out, noreply, b"NOT_FOUND"),
+                ArithOutcome::NonNumeric => reply(out, noreply, NON_NUMERIC),
+                ArithOutcome::Exists => reply(out, noreply, b"EXISTS"),
+                ArithOutcome::NoMemory => reply(out, noreply, b"SERVER_ERROR out of memory"),
+            }
+            Step::Done(0)
+        }
+        Request::Touch {
+            key,
+            exptime,
+            noreply,
+        } => {
+            let hit = Touch::new(key, exptime).execute(ctx);
+            reply(out, noreply, if hit { b"TOUCHED" } else { b"NOT_FOUND" });
+            Step::Done(0)
+        }
+        Request::FlushAll { delay, noreply } => {
+            FlushAll::count(ctx);
+            FlushAll { delay }.execute(ctx);
+            reply(out, noreply, b"OK");
+            Step::Done(0)
+        }
+        Request::Version => {
+            out.extend_from_slice(b"VERSION ");
+            out.extend_from_slice(crate::VERSION.as_bytes());
+            out.extend_from_slice(b"\r\n");
+            Step::Done(0)
+        }
+        Request::Quit => Step::Close(0),
+        Request::Verbosity { level, noreply } => {
+            Verbosity { level }.execute(ctx);
+            reply(out, noreply, b"OK");
+            Step::Done(0)
+        }
+        Request::MemLimit { megabytes, noreply } => {
+            let msg: &[u8] = match (MemLimit { megabytes }).execute(ctx) {
+                MemLimitOutcome::Ok => b"OK",
+                MemLimitOutcome::TooSmall => {
+                    b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m"
+                }
+                MemLimitOutcome::NotMegabytes => {
+                    b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"
+                }
+            };
+            reply(out, noreply, msg);
+            Step::Done(0)
+        }
+        Request::Shutdown { .. } if !ctx.shared.config.enable_shutdown => {
+            reply(out, false, b"ERROR: shutdown not enabled");
+            Step::Done(0)
+        }
+        Request::Shutdown { valid: false, .. } => {
+            reply(out, false, b"CLIENT_ERROR invalid shutdown mode");
+            Step::Done(0)
+        }
+        Request::Shutdown { .. } => {
+            admin::shutdown(ctx);
+            Step::Close(0)
+        }
+        Request::Stats { group } => {
+            stats(group, out, ctx);
+            Step::Done(0)
+        }
+        Request::Http => Step::Close(0),
+        Request::Reply {
+            msg,
+            noreply,
+            counts_flush,
+        } => {
+            if counts_flush {
+                FlushAll::count(ctx);
+            }
+            reply(out, noreply, msg);
+            Step::Done(0)
+        }
+    }
+}
+
+/// get/gets/gat/gats over every key of the line. A key over 250 bytes aborts
+/// the request and, like memcached, drops the values already written for it.
+fn get(keys: &[u8], cas: bool, touch: Option<i64>, out: &mut Vec<u8>, ctx: &Ctx) {
+    let cmd = match touch {
+        Some(e) => Retrieve::get_and_touch(e),
+        None => Retrieve::get(),
+    };
+    let start = out.len();
+    for key in keys.split(|&b| b == b' ').filter(|k| !k.is_empty()) {
+        if key.len() > KEY_MAX_LENGTH {
+            out.truncate(start);
+            reply(out, false, BAD_FORMAT);
+            return;
+        }
+        cmd.execute(ctx, key, |item| write_value(out, key, item, cas));
+    }
+    out.extend_from_slice(b"END\r\n");
+}
+
+fn stats(group: Option<&[u8]>, out: &mut Vec<u8>, ctx: &Ctx) {
+    use crate::stats as st;
+    match group {
+        None => st::write_general(out, ctx),
+        Some(b"reset") => {
+            admin::stats_reset(ctx);
+            reply(out, false, b"RESET");
+        }
+        Some(b"settings") => st::write_settings(out, ctx),
+        Some(b"conns") => {
+            let rows = ctx
+                .shared
+                .control
+                .get()
+                .map(|c| c.conn_stats())
+                .unwrap_or_default();
+            st::write_rows(out, &rows);
+        }
+        Some(g) => {
+            let rows = std::str::from_utf8(g)
+                .ok()
+                .and_then(|g| ctx.shared.store.stats_group(g));
+            match rows {
+                Some(rows) => st::write_rows(out, &rows),
+                None => reply(out, false, b"ERROR"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_split_on_spaces_only() {
+        let t = Tokens::new(b"  get a\tb   c ");
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.get(1), b"a\tb");
+        assert_eq!(t.get(2), b"c");
+        let long: Vec<u8> = (0..40).flat_map(|_| b"k ".iter().copied()).collect();
+        assert_eq!(Tokens::new(&long).len(), MAX_TOKENS - 1);
+    }
+
+    #[test]
+    fn numbers_parse_like_c() {
+        assert_eq!(strtoull(b"5"), Some(5));
+        assert_eq!(strtoull(b"+5"), Some(5));
+        assert_eq!(strtoull(b"-0"), Some(0));
+        assert_eq!(strtoull(b"-1"), None);
+        assert_eq!(strtoull(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(strtoull(b"18446744073709551616"), None);
+        assert_eq!(strtoull(b"1x"), None);
+        assert_eq!(strtoull(b"1\r"), Some(1));
+        assert_eq!(strtoull(b""), None);
+        assert_eq!(strtoull(b"abc"), None);
+        assert_eq!(strtoul32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(strtoul32(b"4294967296"), Some(0));
+        assert_eq!(strtoul32(b"-1"), None);
+        assert_eq!(strtol32(b"-1"), Some(-1));
+        assert_eq!(strtol32(b"99999999999"), Some(1215752191));
+        assert_eq!(strtol32(b"4294967301"), Some(5));
+        assert_eq!(strtol32(b"99999999999999999999"), None);
+    }
+
+    #[test]
+    fn push_u64_writes_decimal() {
+        for v in [0u64, 7, 10, 12345, u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, v);
+            assert_eq!(out, v.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn parses_storage_lines() {
+        assert_eq!(
+            parse(b"set k 3 10 5"),
+            Request::Update {
+                key: b"k",
+                flags: 3,
+                exptime: 10,
+                bytes: 5,
+                mode: SetMode::Set,
+                cas: None,
+                noreply: false
+            }
+        );
+        assert_eq!(
+            parse(b"cas k 0 0 1 99 noreply"),
+            Request::Update {
+                key: b"k",
+                flags: 0,
+                exptime: 0,
+                bytes: 1,
+                mode: SetMode::Set,
+                cas: Some(99),
+                noreply: true
+            }
+        );
+        // An unknown sixth token is ignored, not taken for noreply.
+        assert!(matches!(
+            parse(b"set k 0 0 5 junk"),
+            Request::Update { noreply: false, .. }
+        ));
+        assert_eq!(parse(b"set k 0 0"), ERROR);
+        assert_eq!(parse(b"set k 0 0 5 noreply x"), ERROR);
+        assert_eq!(parse(b"cas k 0 0 1"), ERROR);
+        assert_eq!(parse(b"set k -1 0 1"), err(BAD_FORMAT, false));
+        assert_eq!(parse(b"set k 0 0 -1"), err(BAD_FORMAT, false));
+        assert_eq!(parse(b"set k 0 abc 1 noreply"), err(BAD_FORMAT, true));
+        let long_key = [b'k'; 251];
+        let mut line = b"set ".to_vec();
+        line.extend_from_slice(&long_key);
+        line.extend_from_slice(b" 0 0 1");
+        assert_eq!(parse(&line), err(BAD_FORMAT, false));
+    }
+
+    #[test]
+    fn parses_get_lines() {
+        assert_eq!(
+            parse(b"get a b  c"),
+            Request::Get {
+                keys: b"a b  c",
+                cas: false,
+                touch: None
+            }
+        );
+        assert_eq!(
+            parse(b"gats 100 a"),
+            Request::Get {
+                keys: b"a",
+                cas: true,
+                touch: Some(100)
+            }
+        );
+        assert_eq!(
+            parse(b"gat 0"),
+            Request::Get {
+                keys: b"",
+                cas: false,
+                touch: Some(0)
+            }
+        );
+        assert_eq!(parse(b"gat x a"), err(BAD_EXPTIME, false));
+        assert_eq!(parse(b"get"), ERROR);
+        assert_eq!(parse(b"GET a"), ERROR);
+        assert_eq!(parse(b""), ERROR);
+        assert_eq!(parse(b"x"), ERROR);
+    }
+
+    #[test]
+    fn parses_other_commands() {
+        assert_eq!(
+            parse(b"delete k 0"),
+            Request::Delete {
+                key: b"k",
+                noreply: false
+            }
+        );
+        assert_eq!(
+            parse(b"delete k 0 noreply"),
+            Request::Delete {
+                key: b"k",
+                noreply: true
+            }
+        );
+        assert_eq!(parse(b"delete k 5"), err(DELETE_USAGE, false));
+        assert_eq!(parse(b"delete k 5 noreply"), err(DELETE_USAGE, true));
+        assert_eq!(parse(b"delete a b c d"), ERROR);
+        assert_eq!(
+            parse(b"incr k +3"),
+            Request::Arith {
+                key: b"k",
+                incr: true,
+                delta: 3,
+                noreply: false
+            }
+        );
+        assert_eq!(parse(b"decr k -1"), err(BAD_DELTA, false));
+        assert_eq!(parse(b"incr k"), ERROR);
+        assert_eq!(parse(b"touch k x"), err(BAD_EXPTIME, false));
+        assert_eq!(
+            parse(b"flush_all noreply"),
+            Request::FlushAll {
+                delay: 0,
+                noreply: true
+            }
+        );
+        assert_eq!(
+            parse(b"flush_all 1 2"),
+            Request::FlushAll {
+                delay: 1,
+                noreply: false
+            }
+        );
+        assert_eq!(parse(b"flush_all 1 2 3"), ERROR);
+        assert!(matches!(
+            parse(b"flush_all abc"),
+            Request::Reply {
+                counts_flush: true,
+                ..
+            }
+        ));
+        assert_eq!(parse(b"version x"), Request::Version);
+        assert_eq!(parse(b"quit x"), Request::Quit);
+        assert_eq!(parse(b"verbosity"), ERROR);
+        assert_eq!(parse(b"cache_memlimit abc"), err(b"ERROR", false));
+        assert_eq!(parse(b"GET / HTTP/1.1"), Request::Http);
+        assert_eq!(parse(b"stats"), Request::Stats { group: None });
+    }
+}
