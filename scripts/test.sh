@@ -16,9 +16,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 PROFILE="${MEMCRAB_PROFILE:-debug}"
-# Set while memcrab's text protocol is not on main: the client-level tests
-# then run only against memcached (MEMCRAB_TEST_SERVER=memcached).
-PENDING_TEXT_PROTOCOL=1
 VENV="${MEMCRAB_VENV:-$ROOT/target/test-venv}"
 STARTED_PIDS=()
 
@@ -63,7 +60,7 @@ timeout 1200 cargo build --all-targets
 
 step "cargo test"
 if [ "${MEMCRAB_TEST_SERVER:-}" = memcached ]; then
-    # Against the reference server, tests parked as pending run too.
+    # Against the reference server, tests parked for memcrab bugs run too.
     timeout 1200 cargo test -- --include-ignored
 else
     timeout 1200 cargo test
@@ -77,11 +74,6 @@ else
     SERVER_EXTRA=()
 fi
 [ -x "$BIN" ] || die "server binary $BIN not found"
-
-if [ "$PENDING_TEXT_PROTOCOL" = 1 ] && [ "${MEMCRAB_TEST_SERVER:-}" != memcached ]; then
-    step "SKIPPED: pytest and memccapable (text protocol pending on main)"
-    exit 0
-fi
 
 # ---------------------------------------------------------------- pymemcache
 step "python venv with pymemcache + pytest ($VENV)"

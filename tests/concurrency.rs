@@ -168,7 +168,6 @@ fn worker(port: u16, t: usize) {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn eight_threads_mixed_ops_lose_nothing() {
     let s = Server::start(&["-t", "4", "-m", "256"]);
     let port = s.port;
@@ -183,7 +182,6 @@ fn eight_threads_mixed_ops_lose_nothing() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn shared_counter_and_cas_loops_lose_no_update() {
     let s = Server::start(&["-t", "4"]);
     let mut c = s.connect();
@@ -231,7 +229,6 @@ fn shared_counter_and_cas_loops_lose_no_update() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn cas_uniques_unique_across_threads() {
     let s = Server::start(&["-t", "4"]);
     let port = s.port;
@@ -273,7 +270,6 @@ fn cas_uniques_unique_across_threads() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn readers_never_see_torn_values_of_shared_keys() {
     // Writers overwrite shared keys with self-describing values; readers
     // check every value they see is one complete written value.

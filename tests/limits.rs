@@ -46,7 +46,6 @@ fn num(c: &mut Conn, k: &str) -> u64 {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn eviction_under_m8_keeps_recent_keys() {
     let s = Server::start(&["-m", "8"]);
     let mut c = s.connect();
@@ -84,7 +83,6 @@ fn eviction_under_m8_keeps_recent_keys() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn dash_big_m_returns_out_of_memory_instead_of_evicting() {
     let s = Server::start(&["-m", "8", "-M"]);
     let mut c = s.connect();
@@ -105,7 +103,6 @@ fn dash_big_m_returns_out_of_memory_instead_of_evicting() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn connection_limit_rejects_with_error() {
     let s = Server::start(&["-c", "50"]);
     let mut accepted = Vec::new();
@@ -142,7 +139,6 @@ fn connection_limit_rejects_with_error() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn idle_connections_are_closed_after_idle_timeout() {
     let s = Server::start(&["-o", "idle_timeout=2"]);
     let mut idle = s.connect();
@@ -193,7 +189,6 @@ fn mixed_size(i: u64) -> usize {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn rss_stays_near_memory_limit_while_4x_is_written() {
     let limit_mb = 32u64;
     let s = Server::start(&["-m", &limit_mb.to_string()]);
@@ -235,7 +230,6 @@ fn rss_stays_near_memory_limit_while_4x_is_written() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn client_that_never_reads_cannot_grow_the_server() {
     let s = Server::start(&["-m", "64"]);
     let mut c = s.connect();

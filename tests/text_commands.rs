@@ -42,7 +42,6 @@ fn wait_until_gone(c: &mut Conn, key: &str, within: Duration) -> bool {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn set_then_get_returns_value_and_flags() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set k 5 0 5\r\nhello\r\n", b"STORED\r\n");
@@ -55,7 +54,6 @@ fn set_then_get_returns_value_and_flags() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn values_are_binary_safe() {
     let (_s, mut c) = setup();
     let mut req = b"set bin 0 0 8\r\n".to_vec();
@@ -66,7 +64,6 @@ fn values_are_binary_safe() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn get_miss_and_multi_get_keep_request_order() {
     let (_s, mut c) = setup();
     c.roundtrip(b"get nothing\r\n", b"END\r\n");
@@ -84,7 +81,6 @@ fn get_miss_and_multi_get_keep_request_order() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn key_of_250_bytes_is_accepted() {
     let (_s, mut c) = setup();
     let key = "k".repeat(250);
@@ -99,7 +95,6 @@ fn key_of_250_bytes_is_accepted() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn large_value_round_trips() {
     let (_s, mut c) = setup();
     let value: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -114,7 +109,6 @@ fn large_value_round_trips() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn add_and_replace() {
     let (_s, mut c) = setup();
     c.roundtrip(b"add k 0 0 1\r\n1\r\n", b"STORED\r\n");
@@ -125,7 +119,6 @@ fn add_and_replace() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn append_and_prepend_keep_flags_and_need_an_item() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set g 9 0 1\r\n3\r\n", b"STORED\r\n");
@@ -137,7 +130,6 @@ fn append_and_prepend_keep_flags_and_need_an_item() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn gets_and_cas() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set a 1 0 1\r\nA\r\n", b"STORED\r\n");
@@ -171,7 +163,6 @@ fn gets_and_cas() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn cas_uniques_are_unique_across_keys_and_every_change() {
     let (_s, mut c) = setup();
     let mut seen = std::collections::HashSet::new();
@@ -200,7 +191,6 @@ fn cas_uniques_are_unique_across_keys_and_every_change() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn delete_forms() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set g 0 0 1\r\nG\r\n", b"STORED\r\n");
@@ -221,7 +211,6 @@ fn delete_forms() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn incr_and_decr() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set n 5 0 2\r\n10\r\n", b"STORED\r\n");
@@ -244,7 +233,6 @@ fn incr_and_decr() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn incr_errors() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set s 0 0 3\r\nabc\r\n", b"STORED\r\n");
@@ -274,7 +262,6 @@ fn incr_errors() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn incr_changes_value_length() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set n 0 0 2\r\n99\r\n", b"STORED\r\n");
@@ -296,7 +283,6 @@ fn incr_changes_value_length() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn touch_gat_gats() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set t 3 0 1\r\nT\r\n", b"STORED\r\n");
@@ -320,7 +306,6 @@ fn touch_gat_gats() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn touch_and_gat_extend_a_short_ttl() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set a 0 2 1\r\nA\r\n", b"STORED\r\n");
@@ -336,7 +321,6 @@ fn touch_and_gat_extend_a_short_ttl() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn exptime_relative_absolute_and_negative() {
     let (_s, mut c) = setup();
     let now = std::time::SystemTime::now()
@@ -370,7 +354,6 @@ fn exptime_relative_absolute_and_negative() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn flush_all_forms() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set a 0 0 1\r\nA\r\n", b"STORED\r\n");
@@ -392,7 +375,6 @@ fn flush_all_forms() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn flush_all_with_delay() {
     let (_s, mut c) = setup();
     c.roundtrip(b"set a 0 0 1\r\nA\r\n", b"STORED\r\n");
@@ -415,7 +397,6 @@ fn flush_all_with_delay() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn version_is_1_6() {
     let (_s, mut c) = setup();
     c.send(b"version\r\n");
@@ -425,7 +406,6 @@ fn version_is_1_6() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn verbosity_forms() {
     let (_s, mut c) = setup();
     c.roundtrip(b"verbosity 1\r\n", b"OK\r\n");
@@ -440,7 +420,6 @@ fn verbosity_forms() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn quit_closes_the_connection() {
     let (s, mut c) = setup();
     c.send(b"quit\r\n");
@@ -454,7 +433,6 @@ fn quit_closes_the_connection() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn cache_memlimit() {
     let (_s, mut c) = setup();
     c.roundtrip(b"cache_memlimit 100\r\n", b"OK\r\n");
@@ -470,7 +448,6 @@ fn cache_memlimit() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn noreply_on_every_storage_command() {
     let (_s, mut c) = setup();
     c.send(b"add g 0 0 1 noreply\r\n1\r\n");
@@ -494,7 +471,7 @@ fn noreply_on_every_storage_command() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
+#[ignore = "memcrab bug: with -C, `cas a 0 0 1 0` answers STORED, memcached EXISTS (BUGS-tests.md)"]
 fn cas_disabled_with_dash_c() {
     // -C: no CAS uniques; gets/gats show 0 and cas never matches.
     let s = Server::start(&["-C"]);

@@ -8,7 +8,6 @@ use std::io::Write;
 use std::time::Duration;
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn thousand_pipelined_commands_in_one_write() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -72,7 +71,6 @@ fn thousand_pipelined_commands_in_one_write() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn pipelined_gets_with_large_values_come_back_in_order() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -101,7 +99,6 @@ fn pipelined_gets_with_large_values_come_back_in_order() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn byte_at_a_time_writes() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -120,7 +117,6 @@ fn byte_at_a_time_writes() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn commands_split_at_every_offset() {
     // Every split point of a request in two writes gives the same replies.
     let s = Server::start(&[]);
@@ -140,7 +136,6 @@ fn commands_split_at_every_offset() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn many_clients_at_once_see_each_others_writes() {
     let s = Server::start(&["-t", "4"]);
     let mut conns: Vec<_> = (0..50).map(|_| s.connect()).collect();
@@ -160,7 +155,6 @@ fn many_clients_at_once_see_each_others_writes() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn client_that_never_reads_does_not_stop_others() {
     // A client floods gets without reading; the server must keep serving
     // other clients (and not grow without bound, see limits.rs).
@@ -186,7 +180,6 @@ fn client_that_never_reads_does_not_stop_others() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn shutdown_with_dash_a_exits() {
     let mut s = Server::start(&["-A"]);
     let mut c = s.connect();
@@ -197,7 +190,6 @@ fn shutdown_with_dash_a_exits() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn sigterm_exits_cleanly() {
     let mut s = Server::start(&[]);
     let mut c = s.connect();
@@ -208,7 +200,6 @@ fn sigterm_exits_cleanly() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn sigint_exits_cleanly() {
     let mut s = Server::start(&[]);
     let mut c = s.connect();

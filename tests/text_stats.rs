@@ -74,7 +74,6 @@ fn stat_lines(c: &mut Conn, cmd: &str) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn general_stats_has_every_field() {
     let s = Server::start(&["-m", "32", "-t", "3"]);
     let mut c = s.connect();
@@ -102,7 +101,7 @@ fn general_stats_has_every_field() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
+#[ignore = "memcrab bug: get_flushed not counted (BUGS-tests.md)"]
 fn counters_count_like_memcached() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -156,7 +155,6 @@ fn counters_count_like_memcached() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn cas_hits_and_items_and_bytes() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -183,7 +181,6 @@ fn cas_hits_and_items_and_bytes() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn bytes_read_written_and_connections_grow() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -218,7 +215,6 @@ fn bytes_read_written_and_connections_grow() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn stats_reset_zeroes_counters_but_not_items() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -243,7 +239,6 @@ fn stats_reset_zeroes_counters_but_not_items() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn stats_settings_reports_the_flags() {
     let s = Server::start(&[
         "-m",
@@ -295,7 +290,6 @@ fn stats_settings_reports_the_flags() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn stats_settings_cas_and_evictions_switches() {
     let s = Server::start(&["-C", "-M", "-A"]);
     let mut c = s.connect();
@@ -306,7 +300,7 @@ fn stats_settings_cas_and_evictions_switches() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
+#[ignore = "memcrab bug: stats items empty, stats slabs has no classes (BUGS-tests.md)"]
 fn stats_items_and_slabs() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -355,7 +349,6 @@ fn stats_items_and_slabs() {
 }
 
 #[test]
-#[ignore = "pending: text protocol not on main yet (run with --ignored)"]
 fn stats_sizes_and_conns() {
     let s = Server::start(&[]);
     let mut c = s.connect();

@@ -177,7 +177,7 @@ impl Conn {
             String::from_utf8_lossy(&got),
             String::from_utf8_lossy(expected),
             "request {:?}",
-            String::from_utf8_lossy(req)
+            String::from_utf8_lossy(&req[..req.len().min(300)])
         );
     }
 
