@@ -52,8 +52,11 @@ pub struct Processed {
 }
 
 /// Handles every complete request in `input`, appending replies to `out`.
-/// Stops early once `out` holds more than `out_limit` bytes so a client that
-/// does not read cannot grow server memory without bound.
+/// Stops early once this call has appended more than `out_limit` bytes so a
+/// client that does not read cannot grow server memory without bound (the
+/// server calls again once its pending output drains). `out` may start with
+/// bytes the server has already written; they do not count. At least one
+/// request is handled per call, so the connection always makes progress.
 pub fn process(
     session: &mut Session,
     input: &[u8],
@@ -71,7 +74,7 @@ pub fn process(
             pos += n;
             continue;
         }
-        if out.len() > out_limit {
+        if out.len() - out_start > out_limit {
             break;
         }
         let buf = &input[pos..];
@@ -104,8 +107,6 @@ pub fn process(
             }
         }
     }
-    ctx.stats.bytes_read.add(pos as u64);
-    ctx.stats.bytes_written.add((out.len() - out_start) as u64);
     Processed {
         consumed: pos,
         close,
