@@ -386,8 +386,9 @@ impl Store {
         };
         let old_len = e.value.len();
         let text = value.to_string();
-        if text.len() < old_len && !req.incr {
-            // memcached keeps the length on decr and pads with spaces.
+        if text.len() < old_len {
+            // memcached rewrites in place when the number fits (incr or decr),
+            // padding with spaces.
             e.value[..text.len()].copy_from_slice(text.as_bytes());
             for b in &mut e.value[text.len()..] {
                 *b = b' ';
