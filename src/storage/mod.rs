@@ -8,11 +8,22 @@
 //! Times are [`RelTime`](crate::clock::RelTime) seconds; callers convert
 //! protocol exptimes with [`crate::clock::exptime_to_rel`].
 
-mod simple;
+mod arena;
+mod engine;
+mod hash;
+mod hashtable;
+mod item;
+mod maintainer;
+mod report;
+mod slab;
 
 use crate::clock::RelTime;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
-pub use simple::ItemView;
+pub use engine::{parse_u64, ItemView, ValueParts};
+pub use hash::hash_key;
+pub use maintainer::ReassignResult;
 
 /// Settings the store needs, taken from the command line.
 #[derive(Clone, Debug)]
@@ -262,4 +273,120 @@ pub struct StoreStats {
     pub malloc_fails: u64,
 }
 
-pub use simple::Store;
+/// The slab-allocated, segmented-LRU store (see `engine.rs` for the design
+/// and its locking rules). Background threads stop when it is dropped.
+pub struct Store {
+    inner: Arc<engine::Inner>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Store {
+    pub fn new(cfg: StoreConfig) -> Store {
+        crate::clock::init();
+        let inner = Arc::new(engine::Inner::new(cfg));
+        let mut threads = Vec::new();
+        let spawn = |name: &str, f: fn(Arc<engine::Inner>)| {
+            let i = inner.clone();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || f(i))
+                .ok()
+        };
+        if inner.cfg.lru_maintainer {
+            threads.extend(spawn("lru-maintainer", maintainer::maintainer));
+        }
+        if inner.cfg.lru_crawler {
+            threads.extend(spawn("lru-crawler", maintainer::crawler));
+        }
+        Store { inner, threads }
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.cfg
+    }
+
+    /// Looks up `key`; on a hit calls `f` with the item pinned and returns its result.
+    /// Changes `f` makes to `meta.exptime`, `meta.stale`, `meta.win_sent` are kept.
+    pub fn get<R>(
+        &self,
+        key: &[u8],
+        opts: GetOptions,
+        f: impl FnOnce(&mut ItemView) -> R,
+    ) -> Option<R> {
+        self.inner.get(key, opts, f)
+    }
+
+    pub fn store(&self, req: &StoreRequest) -> StoreOutcome {
+        self.inner.store(req)
+    }
+
+    pub fn delete(&self, req: &DeleteRequest) -> DeleteOutcome {
+        self.inner.delete(req)
+    }
+
+    pub fn arith(&self, req: &ArithRequest) -> ArithOutcome {
+        self.inner.arith(req)
+    }
+
+    /// Invalidates every item last written before `at` (relative time; 0 = now).
+    pub fn flush_all(&self, at: RelTime) {
+        self.inner.flush_all(at)
+    }
+
+    /// `cache_memlimit`: changes the memory limit at run time (pages already
+    /// taken are kept when lowering it).
+    pub fn set_memory_limit(&self, bytes: usize) {
+        self.inner.set_limit(bytes)
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        report::stats(&self.inner)
+    }
+
+    /// `stats slabs`, `stats items`, `stats sizes`: (name, value) rows, or None for unknown groups.
+    pub fn stats_group(&self, group: &str) -> Option<Vec<(String, String)>> {
+        report::group(&self.inner, group)
+    }
+
+    /// `slabs reassign <src> <dst>`: moves one page from class `src` (-1 =
+    /// any) towards `dst`. Reply with `result.reply()`.
+    pub fn slabs_reassign(&self, src: i32, dst: i32) -> ReassignResult {
+        maintainer::reassign(&self.inner, src, dst)
+    }
+
+    /// `slabs automove <0|1|2>`: false for an invalid level (reply `ERROR`).
+    pub fn slabs_automove(&self, level: u32) -> bool {
+        if level > 2 {
+            return false;
+        }
+        self.inner
+            .automove
+            .store(level, std::sync::atomic::Ordering::Relaxed);
+        true
+    }
+
+    /// Runs one crawler sweep now; returns items reclaimed (tests, `lru_crawler crawl`).
+    pub fn crawl_now(&self) -> u64 {
+        maintainer::crawl_once(&self.inner)
+    }
+
+    /// Number of slab classes (ids 1..=n), for validating class arguments.
+    pub fn slab_classes(&self) -> usize {
+        self.inner.classes.len() - 1
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.inner
+            .stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

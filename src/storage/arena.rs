@@ -1,0 +1,103 @@
+//! The arena: one large anonymous mapping reserved up front (virtual only,
+//! `MAP_NORESERVE`) from which 1 MB (or `-I`) pages are handed to slab
+//! classes. Reserving address space once lets items refer to each other with
+//! 32-bit references (offset / 8) instead of 64-bit pointers, which keeps
+//! item headers small. Physical memory is only used for pages actually
+//! taken, and the page count is capped by `-m`.
+
+use std::io;
+
+/// A 32-bit reference to an 8-byte aligned spot in the arena; 0 is null.
+pub type Ref = u32;
+pub const NIL: Ref = 0;
+
+/// Largest reservation: 2^32 refs of 8 bytes.
+const MAX_RESERVE: usize = 32 << 30;
+
+pub struct Arena {
+    base: *mut u8,
+    len: usize,
+    page_size: usize,
+}
+
+// SAFETY: the arena is plain memory; every access to its contents is
+// synchronised by the store's locks (see engine.rs for the rules).
+unsafe impl Send for Arena {}
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    /// Reserves address space for up to `MAX_RESERVE` bytes of pages.
+    pub fn new(page_size: usize) -> io::Result<Arena> {
+        let mut len = MAX_RESERVE;
+        loop {
+            // SAFETY: anonymous private mapping, no file, no fixed address.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                return Ok(Arena {
+                    base: p as *mut u8,
+                    len,
+                    page_size,
+                });
+            }
+            if len <= page_size * 16 {
+                return Err(io::Error::last_os_error());
+            }
+            len /= 2;
+        }
+    }
+
+    /// Pages that fit in the reservation. Page 0 is never handed out so that
+    /// no chunk ever has reference 0.
+    pub fn max_pages(&self) -> usize {
+        self.len / self.page_size
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// Address of a page (index >= 1).
+    #[inline]
+    pub fn page_ptr(&self, page: u32) -> *mut u8 {
+        debug_assert!((page as usize) < self.max_pages());
+        // SAFETY: within the reservation (checked by the caller's page limit).
+        unsafe { self.base.add(page as usize * self.page_size) }
+    }
+
+    #[inline]
+    pub fn page_of(&self, r: Ref) -> u32 {
+        ((r as usize * 8) / self.page_size) as u32
+    }
+
+    #[inline]
+    pub fn ptr(&self, r: Ref) -> *mut u8 {
+        debug_assert!(r != NIL && (r as usize) * 8 < self.len);
+        // SAFETY: refs are only made by `to_ref` from addresses inside the arena.
+        unsafe { self.base.add(r as usize * 8) }
+    }
+
+    #[inline]
+    pub fn to_ref(&self, p: *const u8) -> Ref {
+        let off = p as usize - self.base as usize;
+        debug_assert!(off.is_multiple_of(8) && off < self.len);
+        (off / 8) as Ref
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `new` mapped; the store is gone.
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.len);
+        }
+    }
+}

@@ -1,0 +1,1205 @@
+//! The slab engine: items in slab chunks, a striped-lock hash table, and a
+//! segmented LRU per class. This file holds the item operations; the
+//! background threads live in `maintainer.rs`, stats rows in `report.rs`.
+//!
+//! Locking rules (the memory-safety argument for all unsafe code here):
+//! * An item's key/value bytes are read or written only under its key's
+//!   stripe lock, or before the item is published (fresh chunk).
+//! * An item is freed only while holding its stripe lock *and* its class
+//!   lock; LRU/free-list links and the FREE/LINKED bits change only under
+//!   the class lock. So a LINKED item seen under the class lock has a
+//!   stable key, and an item found in the hash table under the stripe lock
+//!   cannot be freed underneath the holder.
+//! * Lock order: stripe -> class -> page pool. Anyone holding a class lock
+//!   takes stripes only with `try_lock` (skipping busy items), so there is
+//!   no cycle. A thread may pass the stripe it already holds (`held`).
+//! * Reads never take a class lock: a hit sets FETCHED/ACTIVE bits and the
+//!   access time with relaxed atomics; the maintainer acts on them later.
+
+use super::arena::{Arena, Ref, NIL};
+use super::hash::hash_key;
+use super::hashtable::{HashTable, StripeGuard};
+use super::item::{bits, Chunk, Layout, COLD, HOT, TEMP, WARM};
+use super::slab::{build_classes, chunk_ref, piece_capacity, ClassInfo, ClassState};
+use super::*;
+use crate::clock::{self, is_expired};
+use crossbeam::utils::CachePadded;
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8};
+
+/// Items examined at an LRU tail per pull (memcached walks 5).
+const TAIL_TRIES: usize = 5;
+
+/// Why an item is no longer live.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Dead {
+    Expired,
+    Flushed,
+}
+
+/// Global page accounting.
+pub(crate) struct PagePool {
+    /// Next never-used page index (page 0 is never used).
+    pub next_new: u32,
+    /// Pages that may be taken from the arena in total (`-m`).
+    pub limit: u32,
+    /// Pages given back by classes (already resident), reused first.
+    pub free: Vec<u32>,
+}
+
+pub(crate) struct Inner {
+    pub cfg: StoreConfig,
+    pub arena: Arena,
+    pub lay: Layout,
+    pub classes: Vec<ClassInfo>,
+    pub cstate: Vec<CachePadded<Mutex<ClassState>>>,
+    pub pool: Mutex<PagePool>,
+    /// Owner class of each page (0 = none).
+    pub page_class: Box<[AtomicU8]>,
+    pub ht: HashTable,
+    pub cas: AtomicU64,
+    /// Delayed flush: items last accessed before this time are dead once it passes.
+    pub flush_at: AtomicU32,
+    pub get_expired: AtomicU64,
+    pub get_flushed: AtomicU64,
+    pub slabs_moved: AtomicU64,
+    pub automove: AtomicU32,
+    pub limit_bytes: AtomicU64,
+    pub stop: AtomicBool,
+    pub reassign_running: AtomicBool,
+    pub crawler_running: AtomicBool,
+    pub hot_pct: u32,
+    pub warm_pct: u32,
+}
+
+/// A read-only view of an item while the store holds its lock for the caller.
+pub struct ItemView<'a> {
+    pub key: &'a [u8],
+    pub meta: ItemMeta,
+    first: &'a [u8],
+    next: Ref,
+    len: usize,
+    arena: &'a Arena,
+}
+
+/// Iterator over the pieces of a value.
+pub struct ValueParts<'a> {
+    first: Option<&'a [u8]>,
+    next: Ref,
+    arena: &'a Arena,
+}
+
+impl<'a> Iterator for ValueParts<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if let Some(f) = self.first.take() {
+            return Some(f);
+        }
+        if self.next == NIL {
+            return None;
+        }
+        let c = Chunk::new(self.arena, self.next);
+        let n = c.hdr().nbytes.load(Relaxed) as usize;
+        self.next = c.hdr().next.load(Relaxed);
+        // SAFETY: the view exists only inside `get`, under the item's stripe
+        // lock, so the chain is allocated and not being written.
+        Some(unsafe { c.bytes(super::item::HDR, n) })
+    }
+}
+
+impl<'a> ItemView<'a> {
+    pub fn value_len(&self) -> usize {
+        self.len
+    }
+    /// The value as contiguous pieces (one for small items, several for chained ones).
+    pub fn value_parts(&self) -> ValueParts<'a> {
+        ValueParts {
+            first: Some(self.first),
+            next: self.next,
+            arena: self.arena,
+        }
+    }
+    pub fn append_value_to(&self, out: &mut Vec<u8>) {
+        out.reserve(self.len);
+        for p in self.value_parts() {
+            out.extend_from_slice(p);
+        }
+    }
+}
+
+/// Where the bytes of a new value come from (new data or an old item's parts).
+type Sources<'a> = [&'a [u8]];
+
+impl Inner {
+    pub fn new(cfg: StoreConfig) -> Inner {
+        let page_size = cfg.item_size_max.max(1 << 20);
+        let chunk_max = cfg.slab_chunk_max.clamp(1024, page_size);
+        let lay = Layout {
+            cas_len: if cfg.use_cas { 8 } else { 0 },
+        };
+        let arena = Arena::new(page_size).expect("reserve address space for the slab arena");
+        let classes = build_classes(
+            lay.key_off(),
+            cfg.chunk_min,
+            cfg.growth_factor,
+            chunk_max,
+            page_size,
+        );
+        let max_pages = arena.max_pages();
+        let limit = Self::pages_for(cfg.memory_limit, page_size, max_pages);
+        Inner {
+            lay,
+            cstate: (0..classes.len())
+                .map(|_| CachePadded::new(Mutex::new(ClassState::default())))
+                .collect(),
+            classes,
+            pool: Mutex::new(PagePool {
+                next_new: 1,
+                limit,
+                free: Vec::new(),
+            }),
+            page_class: (0..max_pages).map(|_| AtomicU8::new(0)).collect(),
+            ht: HashTable::new(cfg.hashpower),
+            cas: AtomicU64::new(0),
+            flush_at: AtomicU32::new(0),
+            get_expired: AtomicU64::new(0),
+            get_flushed: AtomicU64::new(0),
+            slabs_moved: AtomicU64::new(0),
+            automove: AtomicU32::new(cfg.slab_automove),
+            limit_bytes: AtomicU64::new(cfg.memory_limit as u64),
+            stop: AtomicBool::new(false),
+            reassign_running: AtomicBool::new(false),
+            crawler_running: AtomicBool::new(false),
+            hot_pct: cfg.hot_lru_pct.min(80),
+            warm_pct: cfg.warm_lru_pct.min(80),
+            arena,
+            cfg,
+        }
+    }
+
+    fn pages_for(bytes: usize, page_size: usize, max_pages: usize) -> u32 {
+        (bytes / page_size).clamp(1, max_pages.saturating_sub(1)) as u32
+    }
+
+    pub fn set_limit(&self, bytes: usize) {
+        let l = Self::pages_for(bytes, self.arena.page_size(), self.arena.max_pages());
+        self.pool.lock().limit = l;
+        self.limit_bytes.store(bytes as u64, Relaxed);
+    }
+
+    #[inline]
+    pub fn chunk(&self, r: Ref) -> Chunk<'_> {
+        Chunk::new(&self.arena, r)
+    }
+
+    pub fn largest_class(&self) -> usize {
+        self.classes.len() - 1
+    }
+
+    /// Smallest class whose chunks hold `total` bytes, or None (chain it).
+    fn class_for(&self, total: usize) -> Option<usize> {
+        let i = self.classes[1..].partition_point(|c| c.size < total) + 1;
+        (i < self.classes.len()).then_some(i)
+    }
+
+    #[inline]
+    pub fn lock_class(&self, cls: usize) -> MutexGuard<'_, ClassState> {
+        self.cstate[cls].lock()
+    }
+
+    pub fn next_cas(&self) -> u64 {
+        if self.cfg.use_cas {
+            self.cas.fetch_add(1, Relaxed) + 1
+        } else {
+            0
+        }
+    }
+
+    /// Is this linked item dead at `now`?
+    #[inline]
+    pub fn dead(&self, c: Chunk, now: RelTime) -> Option<Dead> {
+        let h = c.hdr();
+        if is_expired(h.exptime.load(Relaxed), now) {
+            return Some(Dead::Expired);
+        }
+        let fa = self.flush_at.load(Relaxed);
+        if fa != 0 && fa <= now && h.time.load(Relaxed) < fa {
+            return Some(Dead::Flushed);
+        }
+        None
+    }
+
+    /// Total size the item accounts for (`bytes`, `mem_requested`).
+    #[inline]
+    pub fn item_total(&self, c: Chunk) -> u64 {
+        let h = c.hdr();
+        self.lay.total(
+            h.nkey.load(Relaxed) as usize,
+            h.nbytes.load(Relaxed) as usize,
+        ) as u64
+    }
+
+    /// Frees an item (and its chain). The item must already be out of the
+    /// hash table; caller holds its stripe lock and its class lock (`cs`).
+    pub fn free_locked(&self, cs: &mut ClassState, r: Ref) {
+        let c = self.chunk(r);
+        let h = c.hdr();
+        if h.has(bits::LINKED) {
+            cs.lru[h.lru.load(Relaxed) as usize].unlink(&self.arena, r);
+            cs.requested -= self.item_total(c);
+            h.clear(bits::LINKED);
+        }
+        if h.has(bits::CHAINED) {
+            let mut p = c.chain_next(&self.lay);
+            while p != NIL {
+                let next = self.chunk(p).hdr().next.load(Relaxed);
+                cs.push_free(&self.arena, p);
+                p = next;
+            }
+        }
+        cs.push_free(&self.arena, r);
+    }
+
+    /// Unlinks a live or dead item from hash and LRU and frees it. Caller holds
+    /// the stripe lock; takes the class lock.
+    pub fn unlink_free(&self, hv: u64, r: Ref) {
+        self.ht.remove(&self.arena, hv, r);
+        let cls = self.chunk(r).hdr().clsid.load(Relaxed) as usize;
+        let mut cs = self.lock_class(cls);
+        self.free_locked(&mut cs, r);
+    }
+
+    /// Unlinks a dead item found by a lookup and counts why.
+    fn reap(&self, hv: u64, r: Ref, why: Dead) {
+        let c = self.chunk(r);
+        let fetched = c.hdr().has(bits::FETCHED);
+        self.ht.remove(&self.arena, hv, r);
+        let cls = c.hdr().clsid.load(Relaxed) as usize;
+        let mut cs = self.lock_class(cls);
+        match why {
+            Dead::Expired => {
+                cs.c.reclaimed += 1;
+                if !fetched {
+                    cs.c.expired_unfetched += 1;
+                }
+            }
+            Dead::Flushed => {}
+        }
+        self.free_locked(&mut cs, r);
+    }
+
+    /// Looks up a live item; reaps it if dead. Caller holds the stripe.
+    fn find_live(&self, hv: u64, key: &[u8], now: RelTime, count_get: bool) -> Ref {
+        let r = self.ht.find(&self.arena, &self.lay, hv, key);
+        if r == NIL {
+            return NIL;
+        }
+        if let Some(why) = self.dead(self.chunk(r), now) {
+            if count_get {
+                match why {
+                    Dead::Expired => self.get_expired.fetch_add(1, Relaxed),
+                    Dead::Flushed => self.get_flushed.fetch_add(1, Relaxed),
+                };
+            }
+            self.reap(hv, r, why);
+            return NIL;
+        }
+        r
+    }
+
+    /// Attaches a page from the pool or the arena to `cls`. Class lock held.
+    fn grab_page(&self, cls: usize, cs: &mut ClassState) -> bool {
+        let page = {
+            let mut pool = self.pool.lock();
+            if let Some(p) = pool.free.pop() {
+                p
+            } else if pool.next_new <= pool.limit
+                && (pool.next_new as usize) < self.arena.max_pages()
+            {
+                pool.next_new += 1;
+                pool.next_new - 1
+            } else {
+                return false;
+            }
+        };
+        self.page_class[page as usize].store(cls as u8, Relaxed);
+        cs.add_page(&self.arena, self.classes[cls], cls as u8, page);
+        true
+    }
+
+    /// Balances HOT/WARM/COLD of a class: overflow of HOT and WARM flows to
+    /// COLD (active items go to / stay in WARM), active COLD tail items move
+    /// to WARM. Pure list moves: no stripe locks needed. Returns moves done.
+    pub fn balance(&self, cs: &mut ClassState, max: usize) -> usize {
+        let a = &self.arena;
+        let total = (cs.lru[HOT as usize].count
+            + cs.lru[WARM as usize].count
+            + cs.lru[COLD as usize].count) as u64;
+        let hot_limit = (total * self.hot_pct as u64 / 100) as u32;
+        let warm_limit = (total * self.warm_pct as u64 / 100) as u32;
+        let mut moves = 0;
+        while cs.lru[HOT as usize].count > hot_limit.max(1) && moves < max {
+            let r = cs.lru[HOT as usize].tail;
+            let h = self.chunk(r).hdr();
+            cs.lru[HOT as usize].unlink(a, r);
+            if h.has(bits::ACTIVE) {
+                h.clear(bits::ACTIVE);
+                h.lru.store(WARM, Relaxed);
+                cs.lru[WARM as usize].push_head(a, r);
+                cs.c.moves_to_warm += 1;
+            } else {
+                h.lru.store(COLD, Relaxed);
+                cs.lru[COLD as usize].push_head(a, r);
+                cs.c.moves_to_cold += 1;
+            }
+            moves += 1;
+        }
+        let mut juggles = 0;
+        while cs.lru[WARM as usize].count > warm_limit.max(1) && moves < max {
+            let r = cs.lru[WARM as usize].tail;
+            let h = self.chunk(r).hdr();
+            cs.lru[WARM as usize].unlink(a, r);
+            if h.has(bits::ACTIVE) && juggles < cs.lru[WARM as usize].count {
+                h.clear(bits::ACTIVE);
+                cs.lru[WARM as usize].push_head(a, r);
+                cs.c.moves_within_lru += 1;
+                juggles += 1;
+            } else {
+                h.lru.store(COLD, Relaxed);
+                cs.lru[COLD as usize].push_head(a, r);
+                cs.c.moves_to_cold += 1;
+            }
+            moves += 1;
+        }
+        // Active items at the COLD tail go back to WARM.
+        let mut r = cs.lru[COLD as usize].tail;
+        let mut seen = 0;
+        while r != NIL && seen < 8 && moves < max {
+            let h = self.chunk(r).hdr();
+            let prev = h.prev.load(Relaxed);
+            if h.has(bits::ACTIVE) {
+                h.clear(bits::ACTIVE);
+                cs.lru[COLD as usize].unlink(a, r);
+                h.lru.store(WARM, Relaxed);
+                cs.lru[WARM as usize].push_head(a, r);
+                cs.c.moves_to_warm += 1;
+                moves += 1;
+            } else {
+                seen += 1;
+            }
+            r = prev;
+        }
+        cs.c.juggles += moves as u64;
+        moves
+    }
+
+    /// Moves up to `max` items from the HOT tail (or WARM when HOT is empty)
+    /// to COLD regardless of segment limits, so eviction has candidates;
+    /// active HOT items go to WARM instead.
+    fn refill_cold(&self, cs: &mut ClassState, max: usize) {
+        let a = &self.arena;
+        for _ in 0..max {
+            let from = if cs.lru[HOT as usize].count > 0 {
+                HOT
+            } else {
+                WARM
+            };
+            let r = cs.lru[from as usize].tail;
+            if r == NIL {
+                return;
+            }
+            let h = self.chunk(r).hdr();
+            cs.lru[from as usize].unlink(a, r);
+            if from == HOT && h.has(bits::ACTIVE) {
+                h.clear(bits::ACTIVE);
+                h.lru.store(WARM, Relaxed);
+                cs.lru[WARM as usize].push_head(a, r);
+                cs.c.moves_to_warm += 1;
+                continue;
+            }
+            h.lru.store(COLD, Relaxed);
+            cs.lru[COLD as usize].push_head(a, r);
+            cs.c.moves_to_cold += 1;
+            if cs.lru[COLD as usize].count >= 8 {
+                return;
+            }
+        }
+    }
+
+    /// Frees one item from the tail of `seg`: a dead one always, a live one
+    /// only when `evict`. Active items found on the way move to WARM unless
+    /// `force` (last resort when every tail item is active).
+    /// Skips items whose stripe is busy and the `protect`ed item.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pull_tail(
+        &self,
+        cs: &mut ClassState,
+        seg: u8,
+        held: Option<usize>,
+        protect: Ref,
+        evict: bool,
+        now: RelTime,
+        force: bool,
+    ) -> bool {
+        let a = &self.arena;
+        let mut r = cs.lru[seg as usize].tail;
+        let mut tries = 0;
+        while r != NIL && tries < TAIL_TRIES {
+            tries += 1;
+            let c = self.chunk(r);
+            let h = c.hdr();
+            let prev = h.prev.load(Relaxed);
+            if r == protect {
+                r = prev;
+                continue;
+            }
+            let hv = hash_key(c.key(&self.lay));
+            let s = self.ht.stripe_of(hv);
+            let _guard: Option<StripeGuard> = if held == Some(s) {
+                None
+            } else {
+                match self.ht.try_lock(s) {
+                    Some(g) => Some(g),
+                    None => {
+                        r = prev;
+                        continue;
+                    }
+                }
+            };
+            if let Some(why) = self.dead(c, now) {
+                if why == Dead::Expired {
+                    cs.c.reclaimed += 1;
+                    if !h.has(bits::FETCHED) {
+                        cs.c.expired_unfetched += 1;
+                    }
+                }
+                self.ht.remove(a, hv, r);
+                self.free_locked(cs, r);
+                return true;
+            }
+            if seg != TEMP && h.has(bits::ACTIVE) && !force {
+                // Active items are kept: back to WARM instead of out.
+                h.clear(bits::ACTIVE);
+                cs.lru[seg as usize].unlink(a, r);
+                h.lru.store(WARM, Relaxed);
+                cs.lru[WARM as usize].push_head(a, r);
+                cs.c.moves_to_warm += 1;
+                r = prev;
+                continue;
+            }
+            if !evict || seg == TEMP {
+                r = prev;
+                continue;
+            }
+            cs.c.evicted += 1;
+            cs.c.evicted_time = now.saturating_sub(h.time.load(Relaxed));
+            if !h.has(bits::FETCHED) {
+                cs.c.evicted_unfetched += 1;
+            }
+            if h.has(bits::ACTIVE) {
+                cs.c.evicted_active += 1;
+            }
+            self.ht.remove(a, hv, r);
+            self.free_locked(cs, r);
+            return true;
+        }
+        false
+    }
+
+    /// One free chunk of `cls`, reclaiming or evicting as needed.
+    fn alloc_chunk(&self, cls: usize, held: Option<usize>, protect: Ref) -> Option<Ref> {
+        let now = clock::now();
+        for round in 0..3 {
+            let mut cs = self.lock_class(cls);
+            for _ in 0..64 {
+                if let Some(r) = cs.pop_free(&self.arena) {
+                    let h = self.chunk(r).hdr();
+                    h.clsid.store(cls as u8, Relaxed);
+                    return Some(r);
+                }
+                if self.grab_page(cls, &mut cs) {
+                    continue;
+                }
+                self.balance(&mut cs, 8);
+                let evict = self.cfg.evict_to_free;
+                // Expired items anywhere first, then the COLD tail, then the
+                // others if COLD is empty; TEMP only gives up expired items.
+                if cs.lru[COLD as usize].count < 8 {
+                    self.refill_cold(&mut cs, 64);
+                }
+                if self.pull_tail(&mut cs, COLD, held, protect, evict, now, false)
+                    || self.pull_tail(&mut cs, TEMP, held, protect, false, now, false)
+                    || self.pull_tail(&mut cs, HOT, held, protect, evict, now, false)
+                {
+                    cs.c.direct_reclaims += 1;
+                    continue;
+                }
+                // Everything at the tails was active or busy: evict anyway
+                // rather than fail the write.
+                if evict
+                    && (self.pull_tail(&mut cs, COLD, held, protect, true, now, true)
+                        || self.pull_tail(&mut cs, HOT, held, protect, true, now, true)
+                        || self.pull_tail(&mut cs, WARM, held, protect, true, now, true))
+                {
+                    continue;
+                }
+                break;
+            }
+            // Nothing to take in this class: pull a page from another class
+            // if this one is starved (no items to evict), as automove would.
+            let starved =
+                cs.items() < 2 * self.classes[cls].per_page as u64 || !self.cfg.evict_to_free;
+            if round == 2 || !self.cfg.slab_reassign || !starved {
+                cs.c.outofmemory += 1;
+                return None;
+            }
+            drop(cs);
+            if !self.steal_page(cls, held, protect) {
+                let mut cs = self.lock_class(cls);
+                cs.c.outofmemory += 1;
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Frees a page from the class holding the most pages into the pool.
+    fn steal_page(&self, dst: usize, held: Option<usize>, protect: Ref) -> bool {
+        let mut best = 0;
+        let mut best_pages = 1;
+        for cls in 1..self.classes.len() {
+            if cls == dst {
+                continue;
+            }
+            let n = self.cstate[cls].lock().pages.len();
+            if n > best_pages {
+                best = cls;
+                best_pages = n;
+            }
+        }
+        if best == 0 {
+            return false;
+        }
+        self.move_page_out(best, held, protect, !self.cfg.evict_to_free)
+    }
+
+    /// Evacuates one page of `src` into the pool. With `only_free`, only a
+    /// page without live items is taken (for -M: never evict to move).
+    pub fn move_page_out(
+        &self,
+        src: usize,
+        held: Option<usize>,
+        protect: Ref,
+        only_free: bool,
+    ) -> bool {
+        let mut cs = self.lock_class(src);
+        if cs.pages.is_empty() {
+            return false;
+        }
+        // Prefer a page with no live items, else the page of the oldest item.
+        let info = self.classes[src];
+        let mut page = None;
+        for &p in cs.pages.iter() {
+            let all_free = (0..info.per_page).all(|i| {
+                self.chunk(chunk_ref(&self.arena, p, info.size, i))
+                    .hdr()
+                    .has(bits::FREE)
+            });
+            if all_free {
+                page = Some(p);
+                break;
+            }
+        }
+        if page.is_none() {
+            if only_free {
+                return false;
+            }
+            let tail = [COLD, HOT, WARM, TEMP]
+                .iter()
+                .map(|&s| cs.lru[s as usize].tail)
+                .find(|&r| r != NIL);
+            page = Some(match tail {
+                Some(r) => self.arena.page_of(r),
+                None => cs.pages[0],
+            });
+        }
+        let Some(page) = page else { return false };
+        if self.evacuate(src, &mut cs, page, held, protect) {
+            drop(cs);
+            self.pool.lock().free.push(page);
+            self.slabs_moved.fetch_add(1, Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Frees every item with a chunk in `page` and removes the page from the
+    /// class. False (page kept) if some item is busy; freed items stay freed.
+    fn evacuate(
+        &self,
+        cls: usize,
+        cs: &mut ClassState,
+        page: u32,
+        held: Option<usize>,
+        protect: Ref,
+    ) -> bool {
+        let info = self.classes[cls];
+        let now = clock::now();
+        for i in 0..info.per_page {
+            let r = chunk_ref(&self.arena, page, info.size, i);
+            let h = self.chunk(r).hdr();
+            let b = h.bits.load(Relaxed);
+            if b & bits::FREE != 0 {
+                continue;
+            }
+            let owner = if b & bits::DATA != 0 {
+                h.hnext.load(Relaxed)
+            } else {
+                r
+            };
+            let oc = self.chunk(owner);
+            if owner == protect || !oc.hdr().has(bits::LINKED) {
+                return false; // being built or used by the caller
+            }
+            let hv = hash_key(oc.key(&self.lay));
+            let s = self.ht.stripe_of(hv);
+            let _g = if held == Some(s) {
+                None
+            } else {
+                match self.ht.try_lock(s) {
+                    Some(g) => Some(g),
+                    None => return false,
+                }
+            };
+            let oh = oc.hdr();
+            match self.dead(oc, now) {
+                Some(Dead::Expired) => {
+                    cs.c.reclaimed += 1;
+                    if !oh.has(bits::FETCHED) {
+                        cs.c.expired_unfetched += 1;
+                    }
+                }
+                Some(Dead::Flushed) => {}
+                None => {
+                    cs.c.slab_evictions += 1;
+                }
+            }
+            self.ht.remove(&self.arena, hv, owner);
+            self.free_locked(cs, owner);
+        }
+        for i in 0..info.per_page {
+            let r = chunk_ref(&self.arena, page, info.size, i);
+            if !self.chunk(r).hdr().has(bits::FREE) {
+                return false;
+            }
+        }
+        for i in 0..info.per_page {
+            let r = chunk_ref(&self.arena, page, info.size, i);
+            cs.free.unlink(&self.arena, r);
+            self.chunk(r).hdr().bits.store(0, Relaxed);
+        }
+        cs.pages.retain(|&p| p != page);
+        self.page_class[page as usize].store(0, Relaxed);
+        true
+    }
+
+    /// Allocates an unlinked item for `key` with a value of `nbytes`, chained
+    /// when it exceeds the largest chunk. Header fields other than key/length
+    /// are left for the caller.
+    fn alloc_item(
+        &self,
+        key: &[u8],
+        nbytes: usize,
+        held: Option<usize>,
+        protect: Ref,
+    ) -> Option<Ref> {
+        let nkey = key.len();
+        let total = self.lay.total(nkey, nbytes);
+        let r = if let Some(cls) = self.class_for(total) {
+            self.alloc_chunk(cls, held, protect)?
+        } else {
+            let big = self.largest_class();
+            let size = self.classes[big].size;
+            let head_cap = size - self.lay.chain_data_off(nkey);
+            let cap = piece_capacity(size);
+            let rest = nbytes.saturating_sub(head_cap);
+            let pieces = rest.div_ceil(cap);
+            let head = self.alloc_chunk(big, held, protect)?;
+            let mut got: Vec<Ref> = Vec::with_capacity(pieces);
+            for _ in 0..pieces {
+                match self.alloc_chunk(big, held, protect) {
+                    Some(p) => got.push(p),
+                    None => {
+                        let mut cs = self.lock_class(big);
+                        cs.push_free(&self.arena, head);
+                        for p in got {
+                            cs.push_free(&self.arena, p);
+                        }
+                        return None;
+                    }
+                }
+            }
+            let hh = self.chunk(head).hdr();
+            hh.nkey.store(nkey as u8, Relaxed);
+            hh.set(bits::CHAINED);
+            let mut left = rest;
+            for (i, &p) in got.iter().enumerate() {
+                let ph = self.chunk(p).hdr();
+                ph.bits.store(bits::DATA, Relaxed);
+                ph.hnext.store(head, Relaxed);
+                ph.next
+                    .store(got.get(i + 1).copied().unwrap_or(NIL), Relaxed);
+                let n = left.min(cap);
+                ph.nbytes.store(n as u32, Relaxed);
+                left -= n;
+            }
+            self.chunk(head)
+                .set_chain_next(&self.lay, got.first().copied().unwrap_or(NIL));
+            head
+        };
+        let c = self.chunk(r);
+        let h = c.hdr();
+        h.nkey.store(nkey as u8, Relaxed);
+        h.nbytes.store(nbytes as u32, Relaxed);
+        // SAFETY: the chunk is fresh and unpublished; the key fits (class
+        // sizes include header + cas + key + value, heads include the key).
+        unsafe { c.bytes_mut(self.lay.key_off(), nkey).copy_from_slice(key) };
+        Some(r)
+    }
+
+    /// Copies `src` pieces into the value area of a fresh item.
+    fn write_value(&self, r: Ref, src: &Sources) {
+        let c = self.chunk(r);
+        let h = c.hdr();
+        let nkey = h.nkey.load(Relaxed) as usize;
+        // Destination pieces: (chunk, offset, len).
+        let mut dst: Vec<(Ref, usize, usize)> = Vec::new();
+        let total = h.nbytes.load(Relaxed) as usize;
+        if h.has(bits::CHAINED) {
+            let size = self.classes[self.largest_class()].size;
+            let off = self.lay.chain_data_off(nkey);
+            let head_n = total.min(size - off);
+            dst.push((r, off, head_n));
+            let mut p = c.chain_next(&self.lay);
+            while p != NIL {
+                let ph = self.chunk(p).hdr();
+                dst.push((p, super::item::HDR, ph.nbytes.load(Relaxed) as usize));
+                p = ph.next.load(Relaxed);
+            }
+        } else {
+            dst.push((r, self.lay.val_off(nkey), total));
+        }
+        let mut di = 0;
+        let mut doff = 0;
+        for s in src {
+            let mut s: &[u8] = s;
+            while !s.is_empty() {
+                let (dr, base, dlen) = dst[di];
+                let n = s.len().min(dlen - doff);
+                // SAFETY: fresh unpublished chunk; range within the piece.
+                unsafe {
+                    self.chunk(dr)
+                        .bytes_mut(base + doff, n)
+                        .copy_from_slice(&s[..n]);
+                }
+                s = &s[n..];
+                doff += n;
+                if doff == dlen {
+                    di += 1;
+                    doff = 0;
+                }
+            }
+        }
+    }
+
+    /// The value pieces of a linked item (caller holds its stripe lock).
+    fn value_parts(&self, r: Ref) -> (&[u8], Ref) {
+        let c = self.chunk(r);
+        let h = c.hdr();
+        let nkey = h.nkey.load(Relaxed) as usize;
+        let total = h.nbytes.load(Relaxed) as usize;
+        if h.has(bits::CHAINED) {
+            let size = self.classes[self.largest_class()].size;
+            let off = self.lay.chain_data_off(nkey);
+            // SAFETY: stripe lock held by caller; range inside the head chunk.
+            let first = unsafe { c.bytes(off, total.min(size - off)) };
+            (first, c.chain_next(&self.lay))
+        } else {
+            // SAFETY: as above.
+            (unsafe { c.bytes(self.lay.val_off(nkey), total) }, NIL)
+        }
+    }
+
+    fn parts_vec(&self, r: Ref) -> Vec<&[u8]> {
+        let (first, next) = self.value_parts(r);
+        ValueParts {
+            first: Some(first),
+            next,
+            arena: &self.arena,
+        }
+        .collect()
+    }
+
+    /// Links a fully written fresh item, replacing `old` if given. Caller
+    /// holds the stripe lock.
+    fn link(&self, hv: u64, r: Ref, old: Ref, now: RelTime) {
+        let c = self.chunk(r);
+        let h = c.hdr();
+        if old != NIL {
+            self.ht.replace(&self.arena, hv, old, r);
+            let ocls = self.chunk(old).hdr().clsid.load(Relaxed) as usize;
+            let mut cs = self.lock_class(ocls);
+            self.free_locked(&mut cs, old);
+        } else {
+            self.ht.insert(&self.arena, hv, r);
+        }
+        let exp = h.exptime.load(Relaxed);
+        let seg = if self.cfg.temporary_ttl > 0
+            && exp != 0
+            && exp.saturating_sub(now) <= self.cfg.temporary_ttl
+        {
+            TEMP
+        } else {
+            HOT
+        };
+        h.lru.store(seg, Relaxed);
+        let cls = h.clsid.load(Relaxed) as usize;
+        let mut cs = self.lock_class(cls);
+        cs.lru[seg as usize].push_head(&self.arena, r);
+        cs.requested += self.item_total(c);
+        cs.c.total_items += 1;
+        h.set(bits::LINKED);
+    }
+
+    // ---- operations ----------------------------------------------------
+
+    pub fn get<R>(
+        &self,
+        key: &[u8],
+        opts: GetOptions,
+        f: impl FnOnce(&mut ItemView) -> R,
+    ) -> Option<R> {
+        let now = clock::now();
+        let hv = hash_key(key);
+        let _g = self.ht.lock(self.ht.stripe_of(hv));
+        let r = self.find_live(hv, key, now, true);
+        if r == NIL {
+            return None;
+        }
+        let c = self.chunk(r);
+        let h = c.hdr();
+        if let Some(exp) = opts.new_exptime {
+            h.exptime.store(exp, Relaxed);
+        }
+        let b = h.bits.load(Relaxed);
+        let (first, next) = self.value_parts(r);
+        let mut view = ItemView {
+            key: c.key(&self.lay),
+            meta: ItemMeta {
+                flags: h.flags.load(Relaxed),
+                cas: c.cas(&self.lay),
+                exptime: h.exptime.load(Relaxed),
+                last_access: h.time.load(Relaxed),
+                fetched: b & bits::FETCHED != 0,
+                stale: b & bits::STALE != 0,
+                win_sent: b & bits::WIN != 0,
+            },
+            first,
+            next,
+            len: h.nbytes.load(Relaxed) as usize,
+            arena: &self.arena,
+        };
+        let out = f(&mut view);
+        let m = view.meta;
+        h.exptime.store(m.exptime, Relaxed);
+        let mut set = 0;
+        let mut clear = 0;
+        if m.stale {
+            set |= bits::STALE
+        } else {
+            clear |= bits::STALE
+        }
+        if m.win_sent {
+            set |= bits::WIN
+        } else {
+            clear |= bits::WIN
+        }
+        if !opts.no_bump {
+            if b & bits::FETCHED == 0 {
+                set |= bits::FETCHED;
+            } else if b & bits::ACTIVE == 0 {
+                set |= bits::ACTIVE;
+            }
+            h.time.store(now, Relaxed);
+        }
+        if b & set != set {
+            h.set(set);
+        }
+        if b & clear != 0 {
+            h.clear(clear);
+        }
+        Some(out)
+    }
+
+    pub fn store(&self, req: &StoreRequest) -> StoreOutcome {
+        let now = clock::now();
+        let nkey = req.key.len();
+        if nkey > 255 || self.lay.total(nkey, req.value.len()) > self.cfg.item_size_max {
+            return StoreOutcome::TooLarge;
+        }
+        let hv = hash_key(req.key);
+        let s = self.ht.stripe_of(hv);
+        let _g = self.ht.lock(s);
+        let old = self.find_live(hv, req.key, now, false);
+        let oc = self.chunk(if old == NIL { 1 } else { old });
+        let mut stale = false;
+        if let Some(c) = req.compare_cas {
+            if old == NIL {
+                return StoreOutcome::NotFound;
+            }
+            let cur = oc.cas(&self.lay);
+            if cur != c {
+                if req.invalidate && c < cur {
+                    stale = true;
+                } else {
+                    return StoreOutcome::Exists;
+                }
+            }
+        }
+        match req.mode {
+            SetMode::Add if old != NIL => {
+                // memcached bumps the existing item on a failed add.
+                oc.hdr().time.store(now, Relaxed);
+                return StoreOutcome::NotStored;
+            }
+            SetMode::Replace | SetMode::Append | SetMode::Prepend if old == NIL => {
+                return StoreOutcome::NotStored;
+            }
+            _ => {}
+        }
+        let concat = matches!(req.mode, SetMode::Append | SetMode::Prepend);
+        let old_parts: Vec<&[u8]> = if concat {
+            self.parts_vec(old)
+        } else {
+            Vec::new()
+        };
+        let old_len: usize = old_parts.iter().map(|p| p.len()).sum();
+        let nbytes = req.value.len() + old_len;
+        if self.lay.total(nkey, nbytes) > self.cfg.item_size_max {
+            return StoreOutcome::TooLarge;
+        }
+        let (flags, mut exptime) = if concat {
+            (oc.hdr().flags.load(Relaxed), oc.hdr().exptime.load(Relaxed))
+        } else {
+            (req.flags, req.exptime)
+        };
+        let mut win_sent = req.win_sent;
+        if stale {
+            // memcached: a stale store keeps the TTL and the win token.
+            exptime = oc.hdr().exptime.load(Relaxed);
+            win_sent |= oc.hdr().has(bits::WIN);
+        }
+        let Some(r) = self.alloc_item(req.key, nbytes, Some(s), old) else {
+            if req.mode == SetMode::Set && old != NIL {
+                // Like memcached: a failed set must not leave the old value.
+                self.unlink_free(hv, old);
+            }
+            return StoreOutcome::NoMemory;
+        };
+        let mut src: Vec<&[u8]> = Vec::with_capacity(old_parts.len() + 1);
+        match req.mode {
+            SetMode::Append => {
+                src.extend_from_slice(&old_parts);
+                src.push(req.value);
+            }
+            SetMode::Prepend => {
+                src.push(req.value);
+                src.extend_from_slice(&old_parts);
+            }
+            _ => src.push(req.value),
+        }
+        self.write_value(r, &src);
+        let c = self.chunk(r);
+        let h = c.hdr();
+        h.flags.store(flags, Relaxed);
+        h.exptime.store(exptime, Relaxed);
+        h.time.store(now, Relaxed);
+        if stale {
+            h.set(bits::STALE);
+        }
+        if win_sent {
+            h.set(bits::WIN);
+        }
+        let cas = req.new_cas.unwrap_or_else(|| self.next_cas());
+        c.set_cas(&self.lay, cas);
+        self.link(hv, r, old, now);
+        StoreOutcome::Stored(if self.cfg.use_cas { cas } else { 0 })
+    }
+
+    pub fn delete(&self, req: &DeleteRequest) -> DeleteOutcome {
+        let now = clock::now();
+        let hv = hash_key(req.key);
+        let s = self.ht.stripe_of(hv);
+        let _g = self.ht.lock(s);
+        let r = self.find_live(hv, req.key, now, false);
+        if r == NIL {
+            return DeleteOutcome::NotFound;
+        }
+        let c = self.chunk(r);
+        let h = c.hdr();
+        if let Some(cas) = req.compare_cas {
+            if cas != c.cas(&self.lay) {
+                return DeleteOutcome::Exists;
+            }
+        }
+        if let Some(exp) = req.invalidate {
+            h.set(bits::STALE);
+            h.clear(bits::WIN);
+            if let Some(x) = exp {
+                h.exptime.store(x, Relaxed);
+            }
+            let cas = req.new_cas.unwrap_or_else(|| self.next_cas());
+            c.set_cas(&self.lay, cas);
+            return DeleteOutcome::Deleted;
+        }
+        if req.remove_value {
+            // Replace with an empty value, keeping key, exptime and CAS.
+            let Some(n) = self.alloc_item(req.key, 0, Some(s), r) else {
+                self.unlink_free(hv, r);
+                return DeleteOutcome::Deleted;
+            };
+            let nh = self.chunk(n).hdr();
+            nh.flags.store(0, Relaxed);
+            nh.exptime.store(h.exptime.load(Relaxed), Relaxed);
+            nh.time.store(h.time.load(Relaxed), Relaxed);
+            nh.set(h.bits.load(Relaxed) & (bits::FETCHED | bits::STALE | bits::WIN));
+            let cas = req.new_cas.unwrap_or_else(|| c.cas(&self.lay));
+            self.chunk(n).set_cas(&self.lay, cas);
+            self.link(hv, n, r, now);
+            return DeleteOutcome::Deleted;
+        }
+        self.unlink_free(hv, r);
+        DeleteOutcome::Deleted
+    }
+
+    pub fn arith(&self, req: &ArithRequest) -> ArithOutcome {
+        let now = clock::now();
+        let hv = hash_key(req.key);
+        let s = self.ht.stripe_of(hv);
+        let g = self.ht.lock(s);
+        let r = self.find_live(hv, req.key, now, false);
+        if r == NIL {
+            drop(g);
+            if let Some((initial, exptime)) = req.vivify {
+                let text = initial.to_string();
+                let mut sr = StoreRequest::new(req.key, text.as_bytes(), 0, exptime, SetMode::Add);
+                sr.new_cas = req.new_cas;
+                return match self.store(&sr) {
+                    StoreOutcome::Stored(cas) => ArithOutcome::Value {
+                        value: initial,
+                        cas,
+                        exptime,
+                        created: true,
+                    },
+                    StoreOutcome::NotStored => self.arith(&ArithRequest {
+                        vivify: None,
+                        ..*req
+                    }),
+                    _ => ArithOutcome::NoMemory,
+                };
+            }
+            return ArithOutcome::NotFound;
+        }
+        let c = self.chunk(r);
+        let h = c.hdr();
+        if let Some(cas) = req.compare_cas {
+            if cas != c.cas(&self.lay) {
+                return ArithOutcome::Exists;
+            }
+        }
+        if h.has(bits::CHAINED) {
+            return ArithOutcome::NonNumeric;
+        }
+        let (cur_bytes, _) = self.value_parts(r);
+        let Some(cur) = parse_u64(cur_bytes) else {
+            return ArithOutcome::NonNumeric;
+        };
+        let value = if req.incr {
+            cur.wrapping_add(req.delta)
+        } else {
+            cur.saturating_sub(req.delta)
+        };
+        let text_s = value.to_string();
+        let text = text_s.as_bytes();
+        let old_len = cur_bytes.len();
+        let cas = req.new_cas.unwrap_or_else(|| self.next_cas());
+        if let Some(x) = req.new_exptime {
+            h.exptime.store(x, Relaxed);
+        }
+        let exptime = h.exptime.load(Relaxed);
+        if text.len() <= old_len {
+            // In place, padded with spaces, as memcached does.
+            let nkey = h.nkey.load(Relaxed) as usize;
+            // SAFETY: stripe lock held, no readers; range is the value.
+            let v = unsafe { c.bytes_mut(self.lay.val_off(nkey), old_len) };
+            v[..text.len()].copy_from_slice(text);
+            v[text.len()..].fill(b' ');
+            c.set_cas(&self.lay, cas);
+            h.time.store(now, Relaxed);
+        } else {
+            let Some(n) = self.alloc_item(req.key, text.len(), Some(s), r) else {
+                return ArithOutcome::NoMemory;
+            };
+            self.write_value(n, &[text]);
+            let nh = self.chunk(n).hdr();
+            nh.flags.store(h.flags.load(Relaxed), Relaxed);
+            nh.exptime.store(exptime, Relaxed);
+            nh.time.store(now, Relaxed);
+            nh.set(h.bits.load(Relaxed) & (bits::FETCHED | bits::ACTIVE));
+            self.chunk(n).set_cas(&self.lay, cas);
+            self.link(hv, n, r, now);
+        }
+        ArithOutcome::Value {
+            value,
+            cas: if self.cfg.use_cas { cas } else { 0 },
+            exptime,
+            created: false,
+        }
+    }
+
+    /// Invalidates every item last written before `at` (relative time; 0 = now).
+    pub fn flush_all(&self, at: RelTime) {
+        let now = clock::now();
+        if at != 0 && at > now {
+            self.flush_at.store(at, Relaxed);
+            return;
+        }
+        self.flush_at.store(0, Relaxed);
+        for stripe in 0..self.ht.nstripes() {
+            let _g = self.ht.lock(stripe);
+            let mut victims = Vec::new();
+            self.ht
+                .for_each_in_stripe(&self.arena, stripe, |r| victims.push(r));
+            for r in victims {
+                let hv = hash_key(self.chunk(r).key(&self.lay));
+                self.unlink_free(hv, r);
+            }
+        }
+    }
+}
+
+/// memcached's strtoull rules for stored counters: digits, optionally followed by spaces.
+pub fn parse_u64(v: &[u8]) -> Option<u64> {
+    let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0
+        || digits > 20
+        || v[digits..]
+            .iter()
+            .any(|&b| b != b' ' && b != b'\r' && b != b'\n')
+    {
+        return None;
+    }
+    std::str::from_utf8(&v[..digits]).ok()?.parse().ok()
+}

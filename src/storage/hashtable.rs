@@ -1,0 +1,266 @@
+//! Chained hash table of item refs with striped locks and incremental growth.
+//!
+//! Buckets hold the ref of the first item; items chain through
+//! `Header::hnext`. A key's lock stripe is `hash & stripe_mask`, and the
+//! stripe count never exceeds the bucket count, so every item in one bucket
+//! (old or new table) belongs to the same stripe: holding a stripe lock
+//! freezes all buckets of that stripe.
+//!
+//! Growth (memcached's "assoc expansion"): a new table of twice the size is
+//! allocated, then old buckets are migrated one at a time, each under its
+//! stripe lock, and the packed state word `(power, expanding, next bucket)`
+//! is advanced in the same critical section. A thread holding stripe S sees
+//! a state at least as new as the last migration of any bucket of S, and no
+//! bucket of S can migrate while it holds S, so its choice of table is stable.
+//! Old tables are kept until the store is dropped (a few MB at most), so no
+//! reader can ever touch freed bucket memory.
+
+use super::arena::{Arena, Ref, NIL};
+use super::item::Chunk;
+use crossbeam::utils::CachePadded;
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+const MAX_POWER: u32 = 32;
+
+pub struct HashTable {
+    tables: Vec<AtomicPtr<AtomicU32>>,
+    /// bits 0..6 power, bit 6 expanding, bits 7.. next old bucket to migrate.
+    state: AtomicU64,
+    stripes: Box<[CachePadded<Mutex<()>>]>,
+    stripe_mask: u64,
+}
+
+pub type StripeGuard<'a> = MutexGuard<'a, ()>;
+
+fn alloc_table(power: u32) -> *mut AtomicU32 {
+    let v: Vec<AtomicU32> = (0..(1usize << power))
+        .map(|_| AtomicU32::new(NIL))
+        .collect();
+    Box::into_raw(v.into_boxed_slice()) as *mut AtomicU32
+}
+
+impl HashTable {
+    pub fn new(hashpower: u32) -> HashTable {
+        let power = hashpower.clamp(10, 31);
+        let nstripes = 1usize << power.min(12);
+        let tables: Vec<AtomicPtr<AtomicU32>> = (0..=MAX_POWER)
+            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+            .collect();
+        tables[power as usize].store(alloc_table(power), Ordering::Release);
+        HashTable {
+            tables,
+            state: AtomicU64::new(power as u64),
+            stripes: (0..nstripes)
+                .map(|_| CachePadded::new(Mutex::new(())))
+                .collect(),
+            stripe_mask: nstripes as u64 - 1,
+        }
+    }
+
+    #[inline]
+    pub fn stripe_of(&self, hv: u64) -> usize {
+        (hv & self.stripe_mask) as usize
+    }
+
+    #[inline]
+    pub fn lock(&self, stripe: usize) -> StripeGuard<'_> {
+        self.stripes[stripe].lock()
+    }
+
+    #[inline]
+    pub fn try_lock(&self, stripe: usize) -> Option<StripeGuard<'_>> {
+        self.stripes[stripe].try_lock()
+    }
+
+    pub fn nstripes(&self) -> usize {
+        self.stripes.len()
+    }
+
+    /// Current power (of the table being migrated from, while expanding).
+    pub fn power(&self) -> u32 {
+        (self.state.load(Ordering::Acquire) & 63) as u32
+    }
+
+    pub fn is_expanding(&self) -> bool {
+        self.state.load(Ordering::Acquire) & 64 != 0
+    }
+
+    /// The bucket for `hv`. Caller holds `hv`'s stripe lock.
+    #[inline]
+    fn bucket(&self, hv: u64) -> &AtomicU32 {
+        let st = self.state.load(Ordering::Acquire);
+        let power = (st & 63) as u32;
+        let mut p = power;
+        if st & 64 != 0 {
+            let next = st >> 7;
+            if hv & ((1u64 << power) - 1) < next {
+                p = power + 1;
+            }
+        }
+        let t = self.tables[p as usize].load(Ordering::Acquire);
+        let idx = (hv & ((1u64 << p) - 1)) as usize;
+        // SAFETY: table `p` was allocated with 2^p buckets before the state
+        // naming it was published, and tables are freed only in Drop.
+        unsafe { &*t.add(idx) }
+    }
+
+    /// Finds the item with `key`. Caller holds the stripe lock.
+    #[inline]
+    pub fn find(&self, arena: &Arena, lay: &super::item::Layout, hv: u64, key: &[u8]) -> Ref {
+        let mut r = self.bucket(hv).load(Ordering::Relaxed);
+        while r != NIL {
+            let c = Chunk::new(arena, r);
+            if c.hdr().nkey.load(Ordering::Relaxed) as usize == key.len() && c.key(lay) == key {
+                return r;
+            }
+            r = c.hdr().hnext.load(Ordering::Relaxed);
+        }
+        NIL
+    }
+
+    /// Inserts `r` (not yet in the table). Caller holds the stripe lock.
+    #[inline]
+    pub fn insert(&self, arena: &Arena, hv: u64, r: Ref) {
+        let b = self.bucket(hv);
+        Chunk::new(arena, r)
+            .hdr()
+            .hnext
+            .store(b.load(Ordering::Relaxed), Ordering::Relaxed);
+        b.store(r, Ordering::Relaxed);
+    }
+
+    /// Unlinks `r`. Caller holds the stripe lock. Returns false if absent.
+    pub fn remove(&self, arena: &Arena, hv: u64, r: Ref) -> bool {
+        let b = self.bucket(hv);
+        let mut prev: Option<Ref> = None;
+        let mut cur = b.load(Ordering::Relaxed);
+        while cur != NIL {
+            let next = Chunk::new(arena, cur).hdr().hnext.load(Ordering::Relaxed);
+            if cur == r {
+                match prev {
+                    None => b.store(next, Ordering::Relaxed),
+                    Some(p) => Chunk::new(arena, p)
+                        .hdr()
+                        .hnext
+                        .store(next, Ordering::Relaxed),
+                }
+                return true;
+            }
+            prev = Some(cur);
+            cur = next;
+        }
+        false
+    }
+
+    /// Replaces `old` with `new` in place in its chain. Caller holds the stripe.
+    pub fn replace(&self, arena: &Arena, hv: u64, old: Ref, new: Ref) {
+        if self.remove(arena, hv, old) {
+            self.insert(arena, hv, new);
+        } else {
+            debug_assert!(false, "replace of an unlinked item");
+            self.insert(arena, hv, new);
+        }
+    }
+
+    /// Bytes used by bucket arrays currently in use.
+    pub fn bytes(&self) -> u64 {
+        let st = self.state.load(Ordering::Acquire);
+        let p = (st & 63) as u32;
+        let mut b = (4u64) << p;
+        if st & 64 != 0 {
+            b += 4u64 << (p + 1);
+        }
+        b
+    }
+
+    /// Doubles the table, migrating one bucket per stripe-lock hold.
+    /// `hash_of` recomputes an item's hash from its key (called under the
+    /// stripe lock). Runs on the maintainer thread.
+    pub fn expand(&self, arena: &Arena, hash_of: impl Fn(Ref) -> u64) {
+        let st = self.state.load(Ordering::Acquire);
+        let power = (st & 63) as u32;
+        if st & 64 != 0 || power >= MAX_POWER - 1 {
+            return;
+        }
+        let np = power + 1;
+        if self.tables[np as usize].load(Ordering::Acquire).is_null() {
+            self.tables[np as usize].store(alloc_table(np), Ordering::Release);
+        }
+        self.state.store(power as u64 | 64, Ordering::Release);
+        let old = self.tables[power as usize].load(Ordering::Acquire);
+        let new = self.tables[np as usize].load(Ordering::Acquire);
+        let n_old = 1u64 << power;
+        let new_mask = (1u64 << np) - 1;
+        for b in 0..n_old {
+            let _g = self.lock((b & self.stripe_mask) as usize);
+            // SAFETY: b < 2^power buckets of `old`.
+            let ob = unsafe { &*old.add(b as usize) };
+            let mut r = ob.load(Ordering::Relaxed);
+            while r != NIL {
+                let c = Chunk::new(arena, r);
+                let next = c.hdr().hnext.load(Ordering::Relaxed);
+                let idx = (hash_of(r) & new_mask) as usize;
+                // SAFETY: idx < 2^np buckets of `new`.
+                let nb = unsafe { &*new.add(idx) };
+                c.hdr()
+                    .hnext
+                    .store(nb.load(Ordering::Relaxed), Ordering::Relaxed);
+                nb.store(r, Ordering::Relaxed);
+                r = next;
+            }
+            ob.store(NIL, Ordering::Relaxed);
+            let st = if b + 1 == n_old {
+                np as u64
+            } else {
+                power as u64 | 64 | ((b + 1) << 7)
+            };
+            self.state.store(st, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for HashTable {
+    fn drop(&mut self) {
+        for (p, t) in self.tables.iter().enumerate() {
+            let ptr = t.load(Ordering::Acquire);
+            if !ptr.is_null() {
+                // SAFETY: allocated by `alloc_table(p)` as a boxed slice of 2^p.
+                unsafe {
+                    drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                        ptr,
+                        1usize << p,
+                    )));
+                }
+            }
+        }
+    }
+}
+
+impl HashTable {
+    /// Calls `f` with every item in the buckets of `stripe` (in every table
+    /// in use). Caller holds the stripe lock; `f` must not modify chains.
+    pub fn for_each_in_stripe(&self, arena: &Arena, stripe: usize, mut f: impl FnMut(Ref)) {
+        let st = self.state.load(Ordering::Acquire);
+        let power = (st & 63) as u32;
+        let mut powers = vec![power];
+        if st & 64 != 0 {
+            powers.push(power + 1);
+        }
+        for p in powers {
+            let t = self.tables[p as usize].load(Ordering::Acquire);
+            let n = 1usize << p;
+            let mut b = stripe;
+            while b < n {
+                // SAFETY: b < 2^p buckets of table p.
+                let mut r = unsafe { &*t.add(b) }.load(Ordering::Relaxed);
+                while r != NIL {
+                    let next = Chunk::new(arena, r).hdr().hnext.load(Ordering::Relaxed);
+                    f(r);
+                    r = next;
+                }
+                b += self.stripes.len();
+            }
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! Engine unit tests: semantics of every operation, memory limits,
+//! eviction order, TEMP, chained items, rebalancing, hash growth and a
+//! multi-threaded consistency stress.
+
+use super::*;
+use crate::clock;
+
+fn cfg(mb: usize) -> StoreConfig {
+    StoreConfig {
+        memory_limit: mb << 20,
+        ..Default::default()
+    }
+}
+
+fn quiet(mb: usize) -> StoreConfig {
+    StoreConfig {
+        lru_crawler: false,
+        lru_maintainer: false,
+        ..cfg(mb)
+    }
+}
+
+fn set(s: &Store, k: &[u8], v: &[u8]) -> StoreOutcome {
+    s.store(&StoreRequest::new(k, v, 0, 0, SetMode::Set))
+}
+
+fn get(s: &Store, k: &[u8]) -> Option<Vec<u8>> {
+    s.get(k, GetOptions::default(), |v| {
+        let mut out = Vec::new();
+        v.append_value_to(&mut out);
+        assert_eq!(out.len(), v.value_len());
+        out
+    })
+}
+
+fn get_meta(s: &Store, k: &[u8]) -> Option<ItemMeta> {
+    s.get(k, GetOptions::default(), |v| v.meta)
+}
+
+#[test]
+fn set_get_delete_modes() {
+    let s = Store::new(quiet(8));
+    assert!(matches!(set(&s, b"a", b"hello"), StoreOutcome::Stored(_)));
+    assert_eq!(get(&s, b"a").as_deref(), Some(&b"hello"[..]));
+    assert_eq!(get(&s, b"b"), None);
+    let add = |k: &[u8], v: &[u8], m| s.store(&StoreRequest::new(k, v, 7, 0, m));
+    assert_eq!(add(b"a", b"x", SetMode::Add), StoreOutcome::NotStored);
+    assert!(matches!(
+        add(b"b", b"x", SetMode::Add),
+        StoreOutcome::Stored(_)
+    ));
+    assert_eq!(add(b"c", b"x", SetMode::Replace), StoreOutcome::NotStored);
+    assert!(matches!(
+        add(b"b", b"yy", SetMode::Replace),
+        StoreOutcome::Stored(_)
+    ));
+    assert!(matches!(
+        add(b"b", b"<", SetMode::Prepend),
+        StoreOutcome::Stored(_)
+    ));
+    assert!(matches!(
+        add(b"b", b">", SetMode::Append),
+        StoreOutcome::Stored(_)
+    ));
+    assert_eq!(get(&s, b"b").as_deref(), Some(&b"<yy>"[..]));
+    assert_eq!(get_meta(&s, b"b").map(|m| m.flags), Some(7));
+    assert_eq!(add(b"zz", b"x", SetMode::Append), StoreOutcome::NotStored);
+    assert_eq!(s.delete(&DeleteRequest::new(b"b")), DeleteOutcome::Deleted);
+    assert_eq!(s.delete(&DeleteRequest::new(b"b")), DeleteOutcome::NotFound);
+    assert_eq!(get(&s, b"b"), None);
+    let st = s.stats();
+    assert_eq!(st.curr_items, 1);
+    assert!(st.bytes > 0);
+}
+
+#[test]
+fn cas_semantics() {
+    let s = Store::new(quiet(8));
+    let StoreOutcome::Stored(c1) = set(&s, b"k", b"v1") else {
+        panic!()
+    };
+    let mut r = StoreRequest::new(b"k", b"v2", 0, 0, SetMode::Set);
+    r.compare_cas = Some(c1 + 100);
+    assert_eq!(s.store(&r), StoreOutcome::Exists);
+    r.compare_cas = Some(c1);
+    let StoreOutcome::Stored(c2) = s.store(&r) else {
+        panic!()
+    };
+    assert!(c2 > c1);
+    assert_eq!(get_meta(&s, b"k").unwrap().cas, c2);
+    let mut r = StoreRequest::new(b"nope", b"v", 0, 0, SetMode::Set);
+    r.compare_cas = Some(1);
+    assert_eq!(s.store(&r), StoreOutcome::NotFound);
+    let mut d = DeleteRequest::new(b"k");
+    d.compare_cas = Some(c1);
+    assert_eq!(s.delete(&d), DeleteOutcome::Exists);
+    d.compare_cas = Some(c2);
+    assert_eq!(s.delete(&d), DeleteOutcome::Deleted);
+    // -C: no CAS stored, always 0.
+    let s = Store::new(StoreConfig {
+        use_cas: false,
+        ..quiet(8)
+    });
+    assert_eq!(set(&s, b"k", b"v"), StoreOutcome::Stored(0));
+    assert_eq!(get_meta(&s, b"k").unwrap().cas, 0);
+}
+
+#[test]
+fn arith_like_memcached() {
+    let s = Store::new(quiet(8));
+    set(&s, b"n", b"100");
+    let v = |o| match o {
+        ArithOutcome::Value { value, .. } => value,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(v(s.arith(&ArithRequest::new(b"n", false, 95))), 5);
+    assert_eq!(get(&s, b"n").as_deref(), Some(&b"5  "[..]));
+    assert_eq!(v(s.arith(&ArithRequest::new(b"n", true, 1000))), 1005);
+    assert_eq!(get(&s, b"n").as_deref(), Some(&b"1005"[..]));
+    assert_eq!(v(s.arith(&ArithRequest::new(b"n", false, 5000))), 0);
+    set(&s, b"m", b"18446744073709551615");
+    assert_eq!(v(s.arith(&ArithRequest::new(b"m", true, 2))), 1);
+    set(&s, b"t", b"abc");
+    assert_eq!(
+        s.arith(&ArithRequest::new(b"t", true, 1)),
+        ArithOutcome::NonNumeric
+    );
+    assert_eq!(
+        s.arith(&ArithRequest::new(b"x", true, 1)),
+        ArithOutcome::NotFound
+    );
+    let mut viv = ArithRequest::new(b"x", true, 1);
+    viv.vivify = Some((10, 0));
+    assert!(matches!(
+        s.arith(&viv),
+        ArithOutcome::Value {
+            value: 10,
+            created: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        s.arith(&viv),
+        ArithOutcome::Value {
+            value: 11,
+            created: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn meta_fields_write_back() {
+    let s = Store::new(quiet(8));
+    set(&s, b"k", b"v");
+    let m = get_meta(&s, b"k").unwrap();
+    assert!(!m.fetched);
+    s.get(b"k", GetOptions::default(), |v| {
+        assert!(v.meta.fetched);
+        v.meta.stale = true;
+        v.meta.win_sent = true;
+        v.meta.exptime = clock::now() + 100;
+    });
+    let m = get_meta(&s, b"k").unwrap();
+    assert!(m.stale && m.win_sent);
+    assert_eq!(m.exptime, clock::now() + 100);
+    let mut d = DeleteRequest::new(b"k");
+    d.invalidate = Some(Some(clock::now() + 30));
+    assert_eq!(s.delete(&d), DeleteOutcome::Deleted);
+    let m = get_meta(&s, b"k").unwrap();
+    assert!(m.stale && !m.win_sent);
+    let mut d = DeleteRequest::new(b"k");
+    d.remove_value = true;
+    s.delete(&d);
+    assert_eq!(get(&s, b"k").as_deref(), Some(&b""[..]));
+}
+
+#[test]
+fn expiry_lazy_and_crawler() {
+    let s = Store::new(quiet(8));
+    s.store(&StoreRequest::new(b"old", b"v", 0, 1, SetMode::Set)); // rel 1: past
+    assert_eq!(get(&s, b"old"), None);
+    assert_eq!(s.stats().get_expired, 1);
+    assert_eq!(s.stats().expired_unfetched, 1);
+    for i in 0..100 {
+        let k = format!("e{i}");
+        s.store(&StoreRequest::new(k.as_bytes(), b"v", 0, 1, SetMode::Set));
+    }
+    assert_eq!(s.crawl_now(), 100);
+    let st = s.stats();
+    assert_eq!(st.crawler_reclaimed, 100);
+    assert_eq!(st.curr_items, 0);
+}
+
+#[test]
+fn flush_now_and_delayed() {
+    let s = Store::new(quiet(8));
+    for i in 0..1000 {
+        set(&s, format!("k{i}").as_bytes(), b"v");
+    }
+    s.flush_all(0);
+    assert_eq!(s.stats().curr_items, 0);
+    assert_eq!(get(&s, b"k1"), None);
+    set(&s, b"new", b"v");
+    assert_eq!(get(&s, b"new").as_deref(), Some(&b"v"[..]));
+    // Delayed: simulate by flushing "at" the current second + 1 and checking
+    // items stay until then.
+    s.flush_all(clock::now() + 1000);
+    assert_eq!(get(&s, b"new").as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn large_chained_items_round_trip() {
+    let s = Store::new(quiet(16));
+    for &n in &[600_000usize, 1_000_000, 1_048_000, 524_288, 524_200] {
+        let v: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+        assert!(
+            matches!(set(&s, b"big", &v), StoreOutcome::Stored(_)),
+            "{n}"
+        );
+        let got = get(&s, b"big").unwrap();
+        assert!(got == v, "size {n}");
+        let parts = s
+            .get(b"big", GetOptions::default(), |v| v.value_parts().count())
+            .unwrap();
+        assert!(parts >= 1);
+    }
+    assert_eq!(
+        set(&s, b"huge", &vec![0u8; 1 << 20]),
+        StoreOutcome::TooLarge
+    );
+    // append onto a chained item
+    let v: Vec<u8> = vec![b'a'; 700_000];
+    set(&s, b"big", &v);
+    s.store(&StoreRequest::new(b"big", b"tail", 0, 0, SetMode::Append));
+    let got = get(&s, b"big").unwrap();
+    assert_eq!(got.len(), 700_004);
+    assert_eq!(&got[700_000..], b"tail");
+}
+
+#[test]
+fn memory_limit_and_eviction() {
+    let s = Store::new(quiet(4));
+    let v = vec![b'x'; 1000];
+    for i in 0..20_000 {
+        assert!(matches!(
+            set(&s, format!("key{i}").as_bytes(), &v),
+            StoreOutcome::Stored(_)
+        ));
+    }
+    let st = s.stats();
+    assert!(st.total_malloced <= 4 << 20, "{}", st.total_malloced);
+    assert!(st.evictions > 0);
+    assert!(
+        st.curr_items > 3000 && st.curr_items < 4200,
+        "{}",
+        st.curr_items
+    );
+    // The newest keys are there.
+    assert!(get(&s, b"key19999").is_some());
+    assert!(get(&s, b"key0").is_none());
+}
+
+#[test]
+fn read_keys_outlive_unread() {
+    let s = Store::new(cfg(4));
+    let v = vec![b'x'; 500];
+    for i in 0..3000 {
+        set(&s, format!("k{i}").as_bytes(), &v);
+    }
+    // Read the first 500 keys twice (active), then push lots of new items.
+    for _ in 0..2 {
+        for i in 0..500 {
+            assert!(get(&s, format!("k{i}").as_bytes()).is_some());
+        }
+    }
+    for i in 3000..15_000 {
+        set(&s, format!("k{i}").as_bytes(), &v);
+        if i % 1000 == 0 {
+            for j in 0..500 {
+                get(&s, format!("k{j}").as_bytes());
+            }
+        }
+    }
+    let read_alive = (0..500)
+        .filter(|i| get(&s, format!("k{i}").as_bytes()).is_some())
+        .count();
+    let unread_alive = (500..3000)
+        .filter(|i| get(&s, format!("k{i}").as_bytes()).is_some())
+        .count();
+    assert!(
+        read_alive >= 490,
+        "read {read_alive} {:?} {:?}",
+        s.stats(),
+        s.stats_group("items")
+    );
+    assert_eq!(unread_alive, 0);
+}
+
+#[test]
+fn temp_items_are_not_evicted() {
+    let s = Store::new(quiet(4));
+    let ttl = clock::now() + 30; // below temporary_ttl (61)
+    for i in 0..200 {
+        let k = format!("temp{i}");
+        s.store(&StoreRequest::new(k.as_bytes(), b"t", 0, ttl, SetMode::Set));
+    }
+    let v = vec![b'x'; 40];
+    for i in 0..100_000 {
+        set(&s, format!("n{i}").as_bytes(), &v);
+    }
+    assert!(s.stats().evictions > 0);
+    for i in 0..200 {
+        assert!(get(&s, format!("temp{i}").as_bytes()).is_some(), "temp{i}");
+    }
+    let rows = s.stats_group("items").unwrap();
+    assert!(rows
+        .iter()
+        .any(|(k, v)| k.ends_with(":number_temp") && v == "200"));
+}
+
+#[test]
+fn no_evict_mode_reports_no_memory() {
+    let s = Store::new(StoreConfig {
+        evict_to_free: false,
+        ..quiet(2)
+    });
+    let v = vec![b'x'; 1000];
+    let mut fails = 0;
+    for i in 0..5000 {
+        if set(&s, format!("k{i}").as_bytes(), &v) == StoreOutcome::NoMemory {
+            fails += 1;
+        }
+    }
+    assert!(fails > 0);
+    assert_eq!(s.stats().evictions, 0);
+    assert!(get(&s, b"k0").is_some());
+}
+
+#[test]
+fn size_shift_rebalances_pages() {
+    let s = Store::new(cfg(16));
+    let small = vec![b's'; 100];
+    for i in 0..200_000 {
+        set(&s, format!("s{i}").as_bytes(), &small);
+    }
+    let big = vec![b'b'; 10_000];
+    let n = 3200; // 32 MB: twice the limit
+    for i in 0..n {
+        assert!(
+            matches!(
+                set(&s, format!("b{i}").as_bytes(), &big),
+                StoreOutcome::Stored(_)
+            ),
+            "b{i}"
+        );
+        if i % 200 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let newest = (n * 3 / 4..n)
+        .filter(|i| get(&s, format!("b{i}").as_bytes()).is_some())
+        .count();
+    assert!(
+        newest * 10 >= (n / 4) * 9,
+        "newest quarter kept: {newest}/{}",
+        n / 4
+    );
+    assert!(s.stats().slabs_moved > 0);
+}
+
+#[test]
+fn reassign_replies() {
+    let s = Store::new(quiet(8));
+    assert_eq!(s.slabs_reassign(1, 1), ReassignResult::Same);
+    assert_eq!(s.slabs_reassign(0, 3), ReassignResult::NoSpare);
+    assert_eq!(s.slabs_reassign(-2, 3), ReassignResult::BadClass);
+    assert_eq!(s.slabs_reassign(1, 250), ReassignResult::BadClass);
+    assert_eq!(s.slabs_reassign(1, 2), ReassignResult::NoSpare);
+    let v = vec![b'x'; 30];
+    for i in 0..60_000 {
+        set(&s, format!("k{i}").as_bytes(), &v);
+    }
+    let before = s.stats().slabs_moved;
+    assert_eq!(s.slabs_reassign(1, 5), ReassignResult::Ok);
+    assert_eq!(s.stats().slabs_moved, before + 1);
+    assert!(s.slabs_automove(2));
+    assert!(!s.slabs_automove(3));
+    let rows = s.stats_group("slabs").unwrap();
+    assert!(rows.iter().any(|(k, _)| k == "1:chunk_size"));
+    assert!(rows.iter().any(|(k, _)| k == "active_slabs"));
+    let sizes = s.stats_group("sizes").unwrap();
+    assert!(!sizes.is_empty());
+    assert!(s.stats_group("bogus").is_none());
+}
+
+#[test]
+fn hash_table_grows_while_readable() {
+    let s = std::sync::Arc::new(Store::new(StoreConfig {
+        hashpower: 10,
+        ..cfg(64)
+    }));
+    for i in 0..60_000 {
+        set(&s, format!("h{i}").as_bytes(), format!("v{i}").as_bytes());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while s.stats().hash_power_level < 15 && std::time::Instant::now() < deadline {
+        for i in (0..60_000).step_by(97) {
+            assert_eq!(
+                get(&s, format!("h{i}").as_bytes()).unwrap(),
+                format!("v{i}").into_bytes()
+            );
+        }
+    }
+    assert!(
+        s.stats().hash_power_level >= 15,
+        "{}",
+        s.stats().hash_power_level
+    );
+    for i in 0..60_000 {
+        assert_eq!(
+            get(&s, format!("h{i}").as_bytes()).unwrap(),
+            format!("v{i}").into_bytes()
+        );
+    }
+}
+
+/// 8 threads of mixed operations on a small key space; every value read
+/// must be one some thread wrote for that key.
+#[test]
+fn concurrent_stress_values_consistent() {
+    let s = std::sync::Arc::new(Store::new(StoreConfig {
+        hashpower: 10,
+        ..cfg(4)
+    }));
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let mut x = t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                let mut reads = 0;
+                for n in 0..40_000u64 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let k = x % 3000;
+                    let key = format!("key:{k}");
+                    // Value: "key:{k}/{t}/{n}/" repeated to a size that
+                    // depends on n, so sizes cross classes and chains.
+                    let unit = format!("{key}/{t}/{n}/");
+                    let reps = match x % 100 {
+                        0 => 40_000,
+                        1..=10 => 300,
+                        _ => 1 + (x >> 8) as usize % 40,
+                    };
+                    match (x >> 20) % 10 {
+                        0..=3 => {
+                            set(&s, key.as_bytes(), unit.repeat(reps).as_bytes());
+                        }
+                        4 => {
+                            s.delete(&DeleteRequest::new(key.as_bytes()));
+                        }
+                        5 => {
+                            s.store(&StoreRequest::new(
+                                key.as_bytes(),
+                                unit.as_bytes(),
+                                0,
+                                0,
+                                SetMode::Append,
+                            ));
+                        }
+                        _ => {
+                            if let Some(v) = get(&s, key.as_bytes()) {
+                                reads += 1;
+                                let text = String::from_utf8(v).expect("utf8");
+                                for piece in
+                                    text.split_terminator('/').collect::<Vec<_>>().chunks(3)
+                                {
+                                    assert_eq!(piece[0], key, "foreign value in {key}");
+                                }
+                            }
+                        }
+                    }
+                }
+                reads
+            })
+        })
+        .collect();
+    let reads: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(reads > 1000);
+    let st = s.stats();
+    assert!(st.total_malloced <= 4 << 20);
+}
