@@ -61,6 +61,11 @@ pub(crate) struct Inner {
     pub cas: AtomicU64,
     /// Delayed flush: items last accessed before this time are dead once it passes.
     pub flush_at: AtomicU32,
+    /// Immediate flush (with CAS on): items whose CAS is at most this are
+    /// dead, as memcached's `oldest_cas`. Reaped lazily and by the crawler.
+    pub flush_cas: AtomicU64,
+    /// The crawler thread, woken after a flush.
+    pub crawler: std::sync::OnceLock<std::thread::Thread>,
     pub get_expired: AtomicU64,
     pub get_flushed: AtomicU64,
     pub slabs_moved: AtomicU64,
@@ -163,6 +168,8 @@ impl Inner {
             ht: HashTable::new(cfg.hashpower),
             cas: AtomicU64::new(0),
             flush_at: AtomicU32::new(0),
+            flush_cas: AtomicU64::new(0),
+            crawler: std::sync::OnceLock::new(),
             get_expired: AtomicU64::new(0),
             get_flushed: AtomicU64::new(0),
             slabs_moved: AtomicU64::new(0),
@@ -216,6 +223,12 @@ impl Inner {
         }
     }
 
+    /// With -C no item has a CAS, so a compare never matches (memcached: EXISTS).
+    #[inline]
+    fn cas_matches(&self, c: Chunk, given: u64) -> bool {
+        self.cfg.use_cas && c.cas(&self.lay) == given
+    }
+
     /// Is this linked item dead at `now`?
     #[inline]
     pub fn dead(&self, c: Chunk, now: RelTime) -> Option<Dead> {
@@ -225,6 +238,10 @@ impl Inner {
         }
         let fa = self.flush_at.load(Relaxed);
         if fa != 0 && fa <= now && h.time.load(Relaxed) < fa {
+            return Some(Dead::Flushed);
+        }
+        let fc = self.flush_cas.load(Relaxed);
+        if fc != 0 && c.cas(&self.lay) <= fc {
             return Some(Dead::Flushed);
         }
         None
@@ -960,7 +977,7 @@ impl Inner {
                 return StoreOutcome::NotFound;
             }
             let cur = oc.cas(&self.lay);
-            if cur != c {
+            if !self.cas_matches(oc, c) {
                 if req.invalidate && c < cur {
                     stale = true;
                 } else {
@@ -1050,7 +1067,7 @@ impl Inner {
         let c = self.chunk(r);
         let h = c.hdr();
         if let Some(cas) = req.compare_cas {
-            if cas != c.cas(&self.lay) {
+            if !self.cas_matches(c, cas) {
                 return DeleteOutcome::Exists;
             }
         }
@@ -1115,7 +1132,7 @@ impl Inner {
         let c = self.chunk(r);
         let h = c.hdr();
         if let Some(cas) = req.compare_cas {
-            if cas != c.cas(&self.lay) {
+            if !self.cas_matches(c, cas) {
                 return ArithOutcome::Exists;
             }
         }
@@ -1177,6 +1194,15 @@ impl Inner {
             return;
         }
         self.flush_at.store(0, Relaxed);
+        if self.cfg.use_cas {
+            // Lazy, like memcached: everything stored so far is dead from
+            // now on (counted as get_flushed when read); the crawler frees it.
+            self.flush_cas.store(self.cas.load(Relaxed), Relaxed);
+            if let Some(t) = self.crawler.get() {
+                t.unpark();
+            }
+            return;
+        }
         for stripe in 0..self.ht.nstripes() {
             let _g = self.ht.lock(stripe);
             let mut victims = Vec::new();

@@ -296,7 +296,10 @@ impl Store {
             threads.extend(spawn("lru-maintainer", maintainer::maintainer));
         }
         if inner.cfg.lru_crawler {
-            threads.extend(spawn("lru-crawler", maintainer::crawler));
+            if let Some(t) = spawn("lru-crawler", maintainer::crawler) {
+                let _ = inner.crawler.set(t.thread().clone());
+                threads.push(t);
+            }
         }
         Store { inner, threads }
     }

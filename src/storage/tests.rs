@@ -194,19 +194,34 @@ fn expiry_lazy_and_crawler() {
 
 #[test]
 fn flush_now_and_delayed() {
-    let s = Store::new(quiet(8));
-    for i in 0..1000 {
-        set(&s, format!("k{i}").as_bytes(), b"v");
+    for use_cas in [true, false] {
+        let s = Store::new(StoreConfig {
+            use_cas,
+            ..quiet(8)
+        });
+        for i in 0..1000 {
+            set(&s, format!("k{i}").as_bytes(), b"v");
+        }
+        s.flush_all(0);
+        assert_eq!(get(&s, b"k1"), None);
+        set(&s, b"new", b"v");
+        assert_eq!(get(&s, b"new").as_deref(), Some(&b"v"[..]));
+        if use_cas {
+            // Lazy: the read counted as flushed, the crawler frees the rest.
+            assert_eq!(s.stats().get_flushed, 1);
+            assert_eq!(s.crawl_now(), 999);
+        }
+        assert_eq!(s.stats().curr_items, 1);
     }
-    s.flush_all(0);
-    assert_eq!(s.stats().curr_items, 0);
-    assert_eq!(get(&s, b"k1"), None);
-    set(&s, b"new", b"v");
-    assert_eq!(get(&s, b"new").as_deref(), Some(&b"v"[..]));
-    // Delayed: simulate by flushing "at" the current second + 1 and checking
-    // items stay until then.
-    s.flush_all(clock::now() + 1000);
-    assert_eq!(get(&s, b"new").as_deref(), Some(&b"v"[..]));
+    // Delayed: items stay until the time passes, then are dead.
+    let s = Store::new(quiet(8));
+    set(&s, b"a", b"v");
+    s.flush_all(clock::now() + 1);
+    assert_eq!(get(&s, b"a").as_deref(), Some(&b"v"[..]));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(get(&s, b"a"), None);
+    set(&s, b"b", b"v");
+    assert_eq!(get(&s, b"b").as_deref(), Some(&b"v"[..]));
 }
 
 #[test]
