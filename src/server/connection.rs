@@ -17,8 +17,44 @@ use std::sync::Arc;
 
 /// Initial (and shrink-back) size of the read buffer.
 const RBUF_INIT: usize = 16 * 1024;
-/// Output capacity kept after a flush; bigger buffers are released.
+/// Initial capacity of an output buffer.
+const WBUF_INIT: usize = 16 * 1024;
+/// Output capacity worth keeping in the pool; bigger buffers are freed.
 const WBUF_KEEP: usize = 64 * 1024;
+/// Buffers of each kind a worker keeps for reuse.
+const POOL_KEEP: usize = 32;
+
+/// A worker's spare buffers. A connection holds buffers only while it has
+/// unprocessed input or unwritten output; otherwise they go back here, so
+/// thousands of idle connections cost no buffer memory and a busy worker
+/// reuses the same few buffers without allocating.
+#[derive(Default)]
+pub struct BufPool {
+    rbufs: Vec<Vec<u8>>,
+    wbufs: Vec<Vec<u8>>,
+}
+
+impl BufPool {
+    fn take_r(&mut self) -> Vec<u8> {
+        self.rbufs.pop().unwrap_or_else(|| vec![0; RBUF_INIT])
+    }
+    fn put_r(&mut self, b: Vec<u8>) {
+        if b.len() == RBUF_INIT && self.rbufs.len() < POOL_KEEP {
+            self.rbufs.push(b);
+        }
+    }
+    fn take_w(&mut self) -> Vec<u8> {
+        self.wbufs
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(WBUF_INIT))
+    }
+    fn put_w(&mut self, mut b: Vec<u8>) {
+        b.clear();
+        if b.capacity() >= WBUF_INIT && b.capacity() <= WBUF_KEEP && self.wbufs.len() < POOL_KEEP {
+            self.wbufs.push(b);
+        }
+    }
+}
 
 /// The socket of a connection, TCP or unix.
 pub enum Sock {
@@ -74,7 +110,8 @@ pub struct Connection {
     pub info: Arc<ConnInfo>,
     session: Session,
     /// Read buffer; `rbuf[..rlen]` holds unprocessed input. Its length is
-    /// its usable size (kept initialised so reads need no memset).
+    /// its usable size (kept initialised so reads need no memset); empty
+    /// while the connection has nothing buffered (see [`BufPool`]).
     rbuf: Vec<u8>,
     rlen: usize,
     /// Replies; `wbuf[wpos..]` is not yet written.
@@ -82,6 +119,8 @@ pub struct Connection {
     wpos: usize,
     /// The socket may have more to read (no WouldBlock since the last event).
     pub readable: bool,
+    /// The peer's FIN was reported: read until EOF even after short reads.
+    pub read_closed: bool,
     eof: bool,
     close_after_flush: bool,
     /// Unprocessed input may hold complete requests.
@@ -96,11 +135,12 @@ impl Connection {
             sock,
             info,
             session: Session::default(),
-            rbuf: vec![0; RBUF_INIT],
+            rbuf: Vec::new(),
             rlen: 0,
-            wbuf: Vec::with_capacity(RBUF_INIT),
+            wbuf: Vec::new(),
             wpos: 0,
             readable: true,
+            read_closed: false,
             eof: false,
             close_after_flush: false,
             need_process: false,
@@ -128,14 +168,14 @@ impl Connection {
         }
         self.wbuf.clear();
         self.wpos = 0;
-        if self.wbuf.capacity() > WBUF_KEEP {
-            self.wbuf.shrink_to(WBUF_KEEP);
-        }
         Ok(())
     }
 
     /// One read into the free part of the buffer. Returns bytes read.
-    fn read_some(&mut self, ctx: &Ctx, lim: &Limits) -> io::Result<usize> {
+    fn read_some(&mut self, ctx: &Ctx, lim: &Limits, pool: &mut BufPool) -> io::Result<usize> {
+        if self.rbuf.is_empty() {
+            self.rbuf = pool.take_r();
+        }
         if self.rlen == self.rbuf.len() {
             if self.rbuf.len() >= lim.rcap {
                 return Ok(0); // full: the protocol must consume first
@@ -144,12 +184,18 @@ impl Connection {
             self.rbuf.resize(grown, 0);
         }
         loop {
+            let room = self.rbuf.len() - self.rlen;
             match self.sock.read(&mut self.rbuf[self.rlen..]) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(0);
                 }
                 Ok(n) => {
+                    // A short read drained the socket: skip the read that
+                    // would only say EAGAIN; new data brings a new edge.
+                    if n < room && !self.read_closed {
+                        self.readable = false;
+                    }
                     self.rlen += n;
                     ctx.stats.bytes_read.add(n as u64);
                     return Ok(n);
@@ -165,8 +211,11 @@ impl Connection {
     }
 
     /// Runs the protocol over the unprocessed input. Returns bytes consumed.
-    fn process(&mut self, ctx: &Ctx, lim: &Limits) -> usize {
+    fn process(&mut self, ctx: &Ctx, lim: &Limits, pool: &mut BufPool) -> usize {
         self.info.set_state(ConnState::ParseCmd);
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = pool.take_w();
+        }
         let p = protocol::process(
             &mut self.session,
             &self.rbuf[..self.rlen],
@@ -179,10 +228,6 @@ impl Connection {
             self.info.touch(crate::clock::now());
             self.rbuf.copy_within(consumed..self.rlen, 0);
             self.rlen -= consumed;
-            if self.rlen == 0 && self.rbuf.len() > RBUF_INIT * 4 {
-                self.rbuf.truncate(RBUF_INIT);
-                self.rbuf.shrink_to_fit();
-            }
         }
         if p.close {
             self.close_after_flush = true;
@@ -193,8 +238,27 @@ impl Connection {
         consumed
     }
 
-    /// Services the connection after a readiness event (or a yield).
-    pub fn drive(&mut self, ctx: &Ctx, lim: &Limits) -> Outcome {
+    /// Returns empty buffers to the pool (a grown read buffer is freed).
+    pub fn release_buffers(&mut self, pool: &mut BufPool) {
+        if self.rlen == 0 && !self.rbuf.is_empty() {
+            pool.put_r(std::mem::take(&mut self.rbuf));
+        }
+        if self.out_pending() == 0 && self.wbuf.capacity() > 0 {
+            self.wpos = 0;
+            pool.put_w(std::mem::take(&mut self.wbuf));
+        }
+    }
+
+    /// Services the connection, then hands idle buffers back to the pool.
+    pub fn drive(&mut self, ctx: &Ctx, lim: &Limits, pool: &mut BufPool) -> Outcome {
+        let out = self.drive_inner(ctx, lim, pool);
+        if out == Outcome::Idle {
+            self.release_buffers(pool);
+        }
+        out
+    }
+
+    fn drive_inner(&mut self, ctx: &Ctx, lim: &Limits, pool: &mut BufPool) -> Outcome {
         let mut rounds = 0;
         loop {
             if self.out_pending() > 0 && self.flush(ctx).is_err() {
@@ -214,7 +278,7 @@ impl Connection {
             }
             let mut got = 0;
             if self.readable && !self.eof {
-                match self.read_some(ctx, lim) {
+                match self.read_some(ctx, lim, pool) {
                     Ok(n) => got = n,
                     Err(_) => return Outcome::Close,
                 }
@@ -224,7 +288,7 @@ impl Connection {
             }
             let mut consumed = 0;
             if self.need_process {
-                consumed = self.process(ctx, lim);
+                consumed = self.process(ctx, lim, pool);
                 if self.out_pending() > 0 && self.flush(ctx).is_err() {
                     return Outcome::Close;
                 }

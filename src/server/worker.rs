@@ -4,7 +4,7 @@
 //! waiting for a new edge-triggered event. With `idle_timeout`, a sweep once
 //! a second closes connections idle for longer.
 
-use super::connection::{Connection, Limits, Outcome, Sock};
+use super::connection::{BufPool, Connection, Limits, Outcome, Sock};
 use super::control::{ConnInfo, ControlInner, Registry};
 use super::listener::Accepted;
 use crate::command::{Ctx, Shared};
@@ -36,6 +36,7 @@ pub struct Worker {
     conns: Vec<Option<Connection>>,
     free: Vec<usize>,
     pending: Vec<usize>,
+    pool: BufPool,
 }
 
 impl Worker {
@@ -60,6 +61,7 @@ impl Worker {
             conns: Vec::new(),
             free: Vec::new(),
             pending: Vec::new(),
+            pool: BufPool::default(),
         }
     }
 
@@ -90,6 +92,9 @@ impl Worker {
                         if let Some(Some(c)) = self.conns.get_mut(idx) {
                             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                                 c.readable = true;
+                            }
+                            if ev.is_read_closed() || ev.is_error() {
+                                c.read_closed = true;
                             }
                             self.service(idx);
                         }
@@ -172,7 +177,7 @@ impl Worker {
             shared: &self.shared,
             stats: &self.stats,
         };
-        match conn.drive(&ctx, &self.limits) {
+        match conn.drive(&ctx, &self.limits, &mut self.pool) {
             Outcome::Idle => {}
             Outcome::Yield => {
                 if !conn.pending {
@@ -187,6 +192,7 @@ impl Worker {
     fn close(&mut self, idx: usize) {
         if let Some(mut conn) = self.conns.get_mut(idx).and_then(Option::take) {
             let _ = self.poll.registry().deregister(conn.sock.source());
+            conn.release_buffers(&mut self.pool);
             self.registry.lock().remove(&idx);
             self.free.push(idx);
             self.shared
