@@ -95,6 +95,80 @@ pub struct ServerStats {
     /// The store's counters at the last `stats reset` (the store itself is
     /// never reset; `stats` prints the difference, as memcached would).
     pub store_base: parking_lot::Mutex<StoreStats>,
+    /// `stats detail`: per-key-prefix counters, collected only while on.
+    pub detail: PrefixStats,
+}
+
+/// memcached's `stats detail` prefix counters. Keys are grouped by the text
+/// before the first ':'; keys without one are not counted. Off by default,
+/// when the hot path pays one relaxed load.
+#[derive(Default, Debug)]
+pub struct PrefixStats {
+    enabled: std::sync::atomic::AtomicBool,
+    /// (prefix, [get, hit, set, del]) in first-seen order.
+    rows: parking_lot::Mutex<Vec<(Vec<u8>, [u64; 4])>>,
+}
+
+const PREFIX_DELIMITER: u8 = b':';
+/// Bound on distinct prefixes so a client cannot grow this without limit.
+const MAX_PREFIXES: usize = 4096;
+
+impl PrefixStats {
+    #[inline]
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed)
+    }
+    pub fn clear(&self) {
+        self.rows.lock().clear()
+    }
+    fn record(&self, key: &[u8], field: usize, n: u64) {
+        let Some(end) = memchr::memchr(PREFIX_DELIMITER, key) else {
+            return;
+        };
+        let prefix = &key[..end];
+        let mut rows = self.rows.lock();
+        if let Some(row) = rows.iter_mut().find(|(p, _)| p.as_slice() == prefix) {
+            row.1[field] += n;
+        } else if rows.len() < MAX_PREFIXES {
+            let mut counts = [0; 4];
+            counts[field] = n;
+            rows.push((prefix.to_vec(), counts));
+        }
+    }
+    /// A key looked up by get/gets/gat/gats.
+    #[inline]
+    pub fn record_get(&self, key: &[u8], hit: bool) {
+        if self.enabled() {
+            self.record(key, 0, 1);
+            if hit {
+                self.record(key, 1, 1);
+            }
+        }
+    }
+    #[inline]
+    pub fn record_set(&self, key: &[u8]) {
+        if self.enabled() {
+            self.record(key, 2, 1);
+        }
+    }
+    #[inline]
+    pub fn record_delete(&self, key: &[u8]) {
+        if self.enabled() {
+            self.record(key, 3, 1);
+        }
+    }
+    /// `stats detail dump`: one `PREFIX` line per prefix, then END.
+    pub fn dump(&self, out: &mut Vec<u8>) {
+        for (prefix, [get, hit, set, del]) in self.rows.lock().iter() {
+            out.extend_from_slice(b"PREFIX ");
+            out.extend_from_slice(prefix);
+            let _ = write!(out, " get {get} hit {hit} set {set} del {del}\r\n");
+        }
+        out.extend_from_slice(b"END\r\n");
+    }
 }
 
 /// The store's counters with those since the last `stats reset`; gauges
@@ -281,7 +355,8 @@ pub fn write_settings(out: &mut Vec<u8>, ctx: &Ctx) {
     stat(out, "num_threads", c.threads);
     stat(out, "num_threads_per_udp", c.threads);
     stat(out, "stat_key_prefix", ":");
-    stat(out, "detail_enabled", "no");
+    let detail = ctx.shared.server_stats.detail.enabled();
+    stat(out, "detail_enabled", yes_no(detail));
     stat(out, "reqs_per_event", c.reqs_per_event);
     stat(out, "cas_enabled", yes_no(c.use_cas));
     stat(out, "tcp_backlog", c.backlog);

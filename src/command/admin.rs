@@ -101,4 +101,5 @@ pub fn stats_reset(ctx: &Ctx) {
     s.total_connections.store(0, Ordering::Relaxed);
     s.rejected_connections.store(0, Ordering::Relaxed);
     *s.store_base.lock() = ctx.shared.store.stats();
+    s.detail.clear();
 }

@@ -38,10 +38,16 @@ impl<'a> Update<'a> {
         value_len.saturating_add(self.key.len() + ITEM_HEADER_ESTIMATE) > max
     }
 
+    /// Refused before the data block arrived because of `too_large`.
+    pub fn refuse_too_large(&self, ctx: &Ctx) {
+        ctx.shared.server_stats.detail.record_set(self.key);
+        self.rejected(ctx, StoreOutcome::TooLarge);
+    }
+
     /// The value was refused before storing (too large, no memory). Like
     /// memcached, a failed `set` removes the old item so stale data does not
     /// outlive a write the client believes it made.
-    pub fn rejected(&self, ctx: &Ctx, outcome: StoreOutcome) {
+    fn rejected(&self, ctx: &Ctx, outcome: StoreOutcome) {
         if self.mode == SetMode::Set && self.compare_cas.is_none() {
             ctx.shared.store.delete(&DeleteRequest::new(self.key));
         }
@@ -55,11 +61,13 @@ impl<'a> Update<'a> {
 
     /// The data block did not end in "\r\n": memcached still counts the set.
     pub fn bad_data(&self, ctx: &Ctx) {
+        ctx.shared.server_stats.detail.record_set(self.key);
         ctx.stats.cmd_set.incr();
     }
 
     /// Stores `value` and counts `cmd_set` and the cas counters.
     pub fn execute(&self, ctx: &Ctx, value: &[u8]) -> StoreOutcome {
+        ctx.shared.server_stats.detail.record_set(self.key);
         if self.compare_cas.is_some() && !ctx.shared.store.config().use_cas {
             return self.cas_without_uniques(ctx);
         }

@@ -293,4 +293,25 @@ mod tests {
         );
         assert_eq!((s.incr_hits.get(), s.decr_misses.get()), (1, 1));
     }
+
+    #[test]
+    fn stats_detail_counts_prefixes() {
+        let mut c = Conn::new();
+        assert_eq!(
+            c.reply(b"stats detail\r\n"),
+            "CLIENT_ERROR usage: stats detail on|off|dump\r\n"
+        );
+        c.reply(b"set foo:0 0 0 1\r\nx\r\n"); // before `on`: not counted
+        let r = c.reply(
+            b"stats detail on\r\nset foo:1 0 0 1\r\nx\r\nget foo:1 foo:2 bar\r\n\
+              delete foo:3\r\nset a:b:c 0 0 1\r\nx\r\ngat 0 a:b\r\nstats detail dump\r\n",
+        );
+        assert!(r.ends_with(
+            "PREFIX foo get 2 hit 1 set 1 del 1\r\nPREFIX a get 1 hit 0 set 1 del 0\r\nEND\r\n"
+        ));
+        assert_eq!(
+            c.reply(b"stats detail off\r\nget foo:1\r\nstats reset\r\nstats detail dump\r\n"),
+            "OK\r\nVALUE foo:1 0 1\r\nx\r\nEND\r\nRESET\r\nEND\r\n"
+        );
+    }
 }

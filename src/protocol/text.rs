@@ -118,6 +118,8 @@ pub enum Request<'a> {
     },
     Stats {
         group: Option<&'a [u8]>,
+        /// The token after the group (`stats detail on`).
+        arg: Option<&'a [u8]>,
     },
     /// An HTTP request line: memcached closes without a word.
     Http,
@@ -261,6 +263,7 @@ pub fn parse(line: &[u8]) -> Request<'_> {
         }
         b"stats" => Request::Stats {
             group: if n > 1 { Some(t.get(1)) } else { None },
+            arg: if n > 2 { Some(t.get(2)) } else { None },
         },
         _ if t.get(n - 1).starts_with(b"HTTP/") => Request::Http,
         _ => ERROR,
@@ -477,7 +480,7 @@ pub fn handle(line: &[u8], rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
             let total = bytes + 2;
             if cmd.too_large(ctx, bytes) {
                 reply(out, noreply, TOO_LARGE);
-                cmd.rejected(ctx, StoreOutcome::TooLarge);
+                cmd.refuse_too_large(ctx);
                 return consume_or_swallow(rest.len(), total);
             }
             if rest.len() < total {
@@ -579,8 +582,8 @@ pub fn handle(line: &[u8], rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
             admin::shutdown(ctx);
             Step::Close(0)
         }
-        Request::Stats { group } => {
-            stats(group, out, ctx);
+        Request::Stats { group, arg } => {
+            stats(group, arg, out, ctx);
             Step::Done(0)
         }
         Request::Http => Step::Close(0),
@@ -617,7 +620,7 @@ fn get(keys: &[u8], cas: bool, touch: Option<i64>, out: &mut Vec<u8>, ctx: &Ctx)
     out.extend_from_slice(b"END\r\n");
 }
 
-fn stats(group: Option<&[u8]>, out: &mut Vec<u8>, ctx: &Ctx) {
+fn stats(group: Option<&[u8]>, arg: Option<&[u8]>, out: &mut Vec<u8>, ctx: &Ctx) {
     use crate::stats as st;
     match group {
         None => st::write_general(out, ctx),
@@ -626,6 +629,21 @@ fn stats(group: Option<&[u8]>, out: &mut Vec<u8>, ctx: &Ctx) {
             reply(out, false, b"RESET");
         }
         Some(b"settings") => st::write_settings(out, ctx),
+        Some(b"detail") => {
+            let detail = &ctx.shared.server_stats.detail;
+            match arg {
+                Some(b"on") => {
+                    detail.set_enabled(true);
+                    reply(out, false, b"OK");
+                }
+                Some(b"off") => {
+                    detail.set_enabled(false);
+                    reply(out, false, b"OK");
+                }
+                Some(b"dump") => detail.dump(out),
+                _ => reply(out, false, b"CLIENT_ERROR usage: stats detail on|off|dump"),
+            }
+        }
         Some(b"conns") => {
             let rows = ctx
                 .shared
@@ -826,6 +844,12 @@ mod tests {
         assert_eq!(parse(b"verbosity"), ERROR);
         assert_eq!(parse(b"cache_memlimit abc"), err(b"ERROR", false));
         assert_eq!(parse(b"GET / HTTP/1.1"), Request::Http);
-        assert_eq!(parse(b"stats"), Request::Stats { group: None });
+        assert_eq!(
+            parse(b"stats"),
+            Request::Stats {
+                group: None,
+                arg: None
+            }
+        );
     }
 }
