@@ -261,7 +261,7 @@ pub fn help_text() -> String {
     format!(
         "memcrab {ver} (memcached-compatible)
 -p, --port=<num>          TCP port to listen on (default: 11211)
--U, --udp-port=<num>      UDP port to listen on (default: 0, off; UDP is not supported)
+-U, --udp-port=<num>      UDP port to listen on (default: 0, off)
 -s, --unix-socket=<file>  UNIX socket to listen on (disables network support)
 -a, --unix-mask=<mask>    access mask for UNIX socket, in octal (default: 700)
 -A, --enable-shutdown     enable ascii \"shutdown\" command

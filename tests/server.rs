@@ -385,3 +385,161 @@ fn client_that_does_not_read_keeps_memory_bounded() {
         "RSS grew from {base} KiB to {end} KiB"
     );
 }
+
+fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+/// Sends one UDP request and reassembles the reply by sequence number.
+fn udp_request(sock: &std::net::UdpSocket, port: u16, rid: u16, payload: &[u8]) -> Vec<u8> {
+    let mut d = Vec::new();
+    d.extend_from_slice(&rid.to_be_bytes());
+    d.extend_from_slice(&[0, 0, 0, 1, 0, 0]);
+    d.extend_from_slice(payload);
+    sock.send_to(&d, ("127.0.0.1", port)).unwrap();
+    let mut parts: Vec<Option<Vec<u8>>> = Vec::new();
+    let mut buf = [0u8; 2048];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("udp reply");
+        assert!((8..=1400).contains(&n), "datagram of {n} bytes");
+        assert_eq!(u16::from_be_bytes([buf[0], buf[1]]), rid);
+        let seq = u16::from_be_bytes([buf[2], buf[3]]) as usize;
+        let total = u16::from_be_bytes([buf[4], buf[5]]) as usize;
+        if parts.is_empty() {
+            parts = vec![None; total];
+        }
+        parts[seq] = Some(buf[8..n].to_vec());
+        if parts.iter().all(Option::is_some) {
+            return parts.into_iter().flatten().flatten().collect();
+        }
+    }
+}
+
+#[test]
+fn udp_get_and_set_with_memcached_framing() {
+    let port = free_udp_port();
+    let s = Server::start(&["-U", &port.to_string()]);
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reply = Vec::new();
+    // The server may need a moment to bind UDP after TCP is up.
+    for attempt in 0..20u16 {
+        u.set_read_timeout(Some(Duration::from_millis(250)))
+            .unwrap();
+        let mut d = attempt.to_be_bytes().to_vec();
+        d.extend_from_slice(&[0, 0, 0, 1, 0, 0]);
+        d.extend_from_slice(b"set small 5 0 3\r\nabc\r\n");
+        u.send_to(&d, ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 2048];
+        if let Ok((n, _)) = u.recv_from(&mut buf) {
+            reply = buf[8..n].to_vec();
+            break;
+        }
+    }
+    assert_eq!(reply, b"STORED\r\n");
+    u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(
+        udp_request(&u, port, 100, b"get small\r\n"),
+        b"VALUE small 5 3\r\nabc\r\nEND\r\n"
+    );
+    // A reply spanning several datagrams.
+    let big = vec![b'x'; 5000];
+    let mut set = b"set big 0 0 5000\r\n".to_vec();
+    set.extend_from_slice(&big);
+    set.extend_from_slice(b"\r\n");
+    assert_eq!(udp_request(&u, port, 101, &set), b"STORED\r\n");
+    let mut want = b"VALUE big 0 5000\r\n".to_vec();
+    want.extend_from_slice(&big);
+    want.extend_from_slice(b"\r\nEND\r\n");
+    assert_eq!(udp_request(&u, port, 102, b"get big\r\n"), want);
+    // TCP sees what UDP stored.
+    let mut c = s.connect();
+    c.roundtrip(b"get small\r\n", b"VALUE small 5 3\r\nabc\r\nEND\r\n");
+}
+
+#[test]
+fn stats_conns_rows_like_memcached() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    c.send(b"stats conns\r\n");
+    let mut rows = Vec::new();
+    loop {
+        let l = c.read_line();
+        if l == "END\r\n" {
+            break;
+        }
+        rows.push(l.trim_end().to_string());
+    }
+    let listen = format!("tcp:127.0.0.1:{}", s.port);
+    assert!(rows.iter().any(|r| r.ends_with(&format!(":addr {listen}"))));
+    assert!(rows.iter().any(|r| r.ends_with(":state conn_listening")));
+    assert!(rows
+        .iter()
+        .any(|r| r.ends_with(&format!(":listen_addr {listen}"))));
+    assert!(rows.iter().any(|r| r.ends_with(":state conn_parse_cmd")));
+    for r in &rows {
+        let parts: Vec<&str> = r.splitn(3, ' ').collect();
+        assert_eq!(parts[0], "STAT", "{r}");
+        let (fd, name) = parts[1].split_once(':').expect("fd:name");
+        assert!(fd.parse::<u32>().is_ok(), "{r}");
+        assert!(
+            ["addr", "listen_addr", "state", "secs_since_last_cmd"].contains(&name),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn connection_counters_match_memcached() {
+    let s = Server::start(&[]);
+    let mut c = connect_settled(&s);
+    let st = c.stats("");
+    // One listener and this client: memcached 1.6.18 shows 1 / 2 / 2.
+    assert_eq!(st["curr_connections"], "1");
+    let total: u64 = st["total_connections"].parse().unwrap();
+    assert!(total >= 2, "total_connections {total}");
+    assert_eq!(st["rejected_connections"], "0");
+    let mut d = s.connect();
+    d.send(b"version\r\n");
+    d.read_line();
+    let st = c.stats("");
+    assert_eq!(st["curr_connections"], "2");
+    assert_eq!(st["total_connections"].parse::<u64>().unwrap(), total + 1);
+}
+
+/// Connects once the harness's readiness probe has been closed server-side.
+fn connect_settled(s: &Server) -> Conn {
+    let mut c = s.connect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let st = c.stats("");
+        if st["curr_connections"] == "1" || Instant::now() > deadline {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn shutdown_command_exits_zero() {
+    let mut s = Server::start(&["-A"]);
+    let mut c = s.connect();
+    c.send(b"shutdown\r\n");
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn reqs_per_event_yields_are_counted() {
+    let s = Server::start(&["-R", "1", "-t", "1"]);
+    let mut c = s.connect();
+    // Big pipelined batches take more than one read round each.
+    let batch = b"version\r\n".repeat(20_000);
+    c.send(&batch);
+    for _ in 0..20_000 {
+        c.read_line();
+    }
+    let st = c.stats("");
+    let yields: u64 = st["conn_yields"].parse().unwrap();
+    assert!(yields > 0, "conn_yields {yields}");
+}

@@ -11,6 +11,7 @@ mod control;
 pub mod daemon;
 mod listener;
 mod signals;
+mod udp;
 mod worker;
 
 pub use connection::Limits;
@@ -31,12 +32,6 @@ pub const OUT_LIMIT: usize = 256 * 1024;
 pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
     crate::clock::init();
     let cfg = &shared.config;
-    if cfg.udp_port != 0 {
-        log::warn!(
-            "-U {}: UDP is not supported by memcrab; not listening on UDP",
-            cfg.udp_port
-        );
-    }
     if cfg.resp_port != 0 {
         log::warn!(
             "--resp-port {}: the RESP adapter is not available yet",
@@ -44,6 +39,7 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
         );
     }
     let listeners = listener::bind_all(cfg)?;
+    let udp_sockets = udp::bind_all(cfg)?;
     daemon::drop_privileges(cfg);
     let signals = signals::SignalPipe::install()?;
 
@@ -52,8 +48,9 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
 
     let n = cfg.threads.max(1);
     let limits = Limits {
-        // A whole item plus its command line, and room to read ahead.
-        rcap: cfg.item_size_max + 64 * 1024,
+        // A whole item plus its command line, or the longest multi-get line
+        // the protocol waits for; buffers grow to this only when needed.
+        rcap: (cfg.item_size_max + 64 * 1024).max(crate::protocol::MAX_MULTIGET_LINE + 64 * 1024),
         out_limit: OUT_LIMIT,
         reqs_per_event: cfg.reqs_per_event.max(1),
     };
@@ -72,7 +69,14 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
         registries.push(Arc::new(Registry::default()));
         stats.push(Arc::new(WorkerStats::default()));
     }
-    let _ = shared.workers.set(stats.clone());
+    // UDP threads count into their own blocks, summed by `stats` like workers'.
+    let udp_stats: Vec<Arc<WorkerStats>> = udp_sockets
+        .iter()
+        .map(|_| Arc::new(WorkerStats::default()))
+        .collect();
+    let mut all_stats = stats.clone();
+    all_stats.extend(udp_stats.iter().cloned());
+    let _ = shared.workers.set(all_stats);
     let inner = Arc::new(ControlInner {
         stop: Default::default(),
         acceptor_waker,
@@ -112,6 +116,18 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
                 .spawn(move || w.run())?,
         );
     }
+    let udp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for (i, (sock, st)) in udp_sockets.into_iter().zip(udp_stats).enumerate() {
+        if let Ok(a) = sock.local_addr() {
+            log::info!("listening on udp:{a}");
+        }
+        let (sh, stop) = (shared.clone(), udp_stop.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("udp-{i}"))
+                .spawn(move || udp::serve(sock, sh, st, stop))?,
+        );
+    }
     for l in &listeners {
         log::info!("listening on {}", l.name());
     }
@@ -127,6 +143,7 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
 
     // Graceful stop: workers close their connections and exit.
     inner.stop.store(true, Ordering::SeqCst);
+    udp_stop.store(true, Ordering::SeqCst);
     acc.wake_workers();
     for t in threads {
         let _ = t.join();
