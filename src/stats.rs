@@ -100,7 +100,8 @@ pub struct ServerStats {
 }
 
 /// memcached's `stats detail` prefix counters. Keys are grouped by the text
-/// before the first ':'; keys without one are not counted. Off by default,
+/// before the first delimiter (`-D`, ':' by default); keys without one are
+/// not counted. Off by default,
 /// when the hot path pays one relaxed load.
 #[derive(Default, Debug)]
 pub struct PrefixStats {
@@ -109,7 +110,6 @@ pub struct PrefixStats {
     rows: parking_lot::Mutex<Vec<(Vec<u8>, [u64; 4])>>,
 }
 
-const PREFIX_DELIMITER: u8 = b':';
 /// Bound on distinct prefixes so a client cannot grow this without limit.
 const MAX_PREFIXES: usize = 4096;
 
@@ -124,8 +124,8 @@ impl PrefixStats {
     pub fn clear(&self) {
         self.rows.lock().clear()
     }
-    fn record(&self, key: &[u8], field: usize, n: u64) {
-        let Some(end) = memchr::memchr(PREFIX_DELIMITER, key) else {
+    fn record(&self, delim: u8, key: &[u8], field: usize, n: u64) {
+        let Some(end) = memchr::memchr(delim, key) else {
             return;
         };
         let prefix = &key[..end];
@@ -140,24 +140,24 @@ impl PrefixStats {
     }
     /// A key looked up by get/gets/gat/gats.
     #[inline]
-    pub fn record_get(&self, key: &[u8], hit: bool) {
+    pub fn record_get(&self, delim: u8, key: &[u8], hit: bool) {
         if self.enabled() {
-            self.record(key, 0, 1);
+            self.record(delim, key, 0, 1);
             if hit {
-                self.record(key, 1, 1);
+                self.record(delim, key, 1, 1);
             }
         }
     }
     #[inline]
-    pub fn record_set(&self, key: &[u8]) {
+    pub fn record_set(&self, delim: u8, key: &[u8]) {
         if self.enabled() {
-            self.record(key, 2, 1);
+            self.record(delim, key, 2, 1);
         }
     }
     #[inline]
-    pub fn record_delete(&self, key: &[u8]) {
+    pub fn record_delete(&self, delim: u8, key: &[u8]) {
         if self.enabled() {
-            self.record(key, 3, 1);
+            self.record(delim, key, 3, 1);
         }
     }
     /// `stats detail dump`: one `PREFIX` line per prefix, then END.
@@ -354,7 +354,7 @@ pub fn write_settings(out: &mut Vec<u8>, ctx: &Ctx) {
     stat(out, "chunk_size", c.chunk_min);
     stat(out, "num_threads", c.threads);
     stat(out, "num_threads_per_udp", c.threads);
-    stat(out, "stat_key_prefix", ":");
+    stat(out, "stat_key_prefix", c.prefix_delimiter);
     let detail = ctx.shared.server_stats.detail.enabled();
     stat(out, "detail_enabled", yes_no(detail));
     stat(out, "reqs_per_event", c.reqs_per_event);
@@ -366,7 +366,7 @@ pub fn write_settings(out: &mut Vec<u8>, ctx: &Ctx) {
         _ => "auto-negotiate",
     };
     stat(out, "binding_protocol", proto);
-    stat(out, "auth_enabled_sasl", "no");
+    stat(out, "auth_enabled_sasl", yes_no(c.sasl));
     stat(out, "auth_enabled_ascii", "no");
     stat(out, "item_size_max", c.item_size_max);
     stat(out, "maxconns_fast", yes_no(c.maxconns_fast));
@@ -375,7 +375,8 @@ pub fn write_settings(out: &mut Vec<u8>, ctx: &Ctx) {
     stat(out, "slab_automove", c.slab_automove);
     stat(out, "slab_chunk_max", c.slab_chunk_max);
     stat(out, "lru_crawler", yes_no(c.lru_crawler));
-    stat(out, "flush_enabled", "yes");
+    stat(out, "flush_enabled", yes_no(!c.disable_flush_all));
+    stat(out, "dump_enabled", yes_no(!c.disable_dumping));
     stat(out, "lru_maintainer_thread", yes_no(c.lru_maintainer));
     stat(out, "lru_segmented", "yes");
     stat(out, "hot_lru_pct", c.hot_lru_pct);

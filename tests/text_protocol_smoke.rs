@@ -143,6 +143,15 @@ fn too_large_values_are_swallowed() {
     assert_eq!(shown(&exchange(&s, &req)), want);
 }
 
+#[test]
+fn flush_all_refused_with_dash_f() {
+    let s = Server::start(&["-F"]);
+    let req = b"set k 0 0 1\r\nx\r\nflush_all\r\nflush_all abc\r\nflush_all noreply\r\nget k\r\n";
+    let want = "STORED\r\nCLIENT_ERROR flush_all not allowed\r\n\
+                CLIENT_ERROR flush_all not allowed\r\nVALUE k 0 1\r\nx\r\nEND\r\n";
+    assert_eq!(shown(&exchange(&s, req)), want);
+}
+
 #[rustfmt::skip]
 const GOLDEN: &[(&[u8], &[u8])] = &[
     (b"flush_all\r\n", b"OK\r\n"),

@@ -18,6 +18,11 @@ impl FlushAll {
         ctx.stats.cmd_flush.incr();
     }
 
+    /// False when `-F` disables flush_all (the store is left alone).
+    pub fn allowed(ctx: &Ctx) -> bool {
+        !ctx.shared.config.disable_flush_all
+    }
+
     pub fn execute(&self, ctx: &Ctx) {
         let at = if self.delay > 0 {
             clock::exptime_to_rel(self.delay)

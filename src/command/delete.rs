@@ -10,7 +10,10 @@ pub struct Delete<'a> {
 
 impl<'a> Delete<'a> {
     pub fn execute(&self, ctx: &Ctx) -> DeleteOutcome {
-        ctx.shared.server_stats.detail.record_delete(self.key);
+        ctx.shared
+            .server_stats
+            .detail
+            .record_delete(ctx.prefix_delimiter(), self.key);
         let outcome = ctx.shared.store.delete(&DeleteRequest::new(self.key));
         match outcome {
             DeleteOutcome::Deleted => ctx.stats.delete_hits.incr(),

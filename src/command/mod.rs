@@ -64,3 +64,16 @@ pub struct Ctx<'a> {
     pub shared: &'a Shared,
     pub stats: &'a WorkerStats,
 }
+
+impl Ctx<'_> {
+    /// `-D`: the character ending a key's prefix for `stats detail`.
+    #[inline]
+    pub fn prefix_delimiter(&self) -> u8 {
+        let d = self.shared.config.prefix_delimiter;
+        if d.is_ascii() {
+            d as u8
+        } else {
+            b':'
+        }
+    }
+}

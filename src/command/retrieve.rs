@@ -37,7 +37,10 @@ impl Retrieve {
         };
         let r = ctx.shared.store.get(key, opts, |view| f(view));
         let st = ctx.stats;
-        ctx.shared.server_stats.detail.record_get(key, r.is_some());
+        ctx.shared
+            .server_stats
+            .detail
+            .record_get(ctx.prefix_delimiter(), key, r.is_some());
         match (self.touch.is_some(), r.is_some()) {
             (false, true) => {
                 st.cmd_get.incr();

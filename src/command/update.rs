@@ -40,7 +40,10 @@ impl<'a> Update<'a> {
 
     /// Refused before the data block arrived because of `too_large`.
     pub fn refuse_too_large(&self, ctx: &Ctx) {
-        ctx.shared.server_stats.detail.record_set(self.key);
+        ctx.shared
+            .server_stats
+            .detail
+            .record_set(ctx.prefix_delimiter(), self.key);
         self.rejected(ctx, StoreOutcome::TooLarge);
     }
 
@@ -61,13 +64,19 @@ impl<'a> Update<'a> {
 
     /// The data block did not end in "\r\n": memcached still counts the set.
     pub fn bad_data(&self, ctx: &Ctx) {
-        ctx.shared.server_stats.detail.record_set(self.key);
+        ctx.shared
+            .server_stats
+            .detail
+            .record_set(ctx.prefix_delimiter(), self.key);
         ctx.stats.cmd_set.incr();
     }
 
     /// Stores `value` and counts `cmd_set` and the cas counters.
     pub fn execute(&self, ctx: &Ctx, value: &[u8]) -> StoreOutcome {
-        ctx.shared.server_stats.detail.record_set(self.key);
+        ctx.shared
+            .server_stats
+            .detail
+            .record_set(ctx.prefix_delimiter(), self.key);
         if self.compare_cas.is_some() && !ctx.shared.store.config().use_cas {
             return self.cas_without_uniques(ctx);
         }

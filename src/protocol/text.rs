@@ -24,6 +24,7 @@ pub const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format";
 pub const BAD_CHUNK: &[u8] = b"CLIENT_ERROR bad data chunk";
 pub const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache";
 pub const NO_MEMORY: &[u8] = b"SERVER_ERROR out of memory storing object";
+const FLUSH_DISABLED: &[u8] = b"CLIENT_ERROR flush_all not allowed";
 const BAD_EXPTIME: &[u8] = b"CLIENT_ERROR invalid exptime argument";
 const BAD_DELTA: &[u8] = b"CLIENT_ERROR invalid numeric delta argument";
 const NON_NUMERIC: &[u8] = b"CLIENT_ERROR cannot increment or decrement non-numeric value";
@@ -541,8 +542,12 @@ pub fn handle(line: &[u8], rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
         }
         Request::FlushAll { delay, noreply } => {
             FlushAll::count(ctx);
-            FlushAll { delay }.execute(ctx);
-            reply(out, noreply, b"OK");
+            if FlushAll::allowed(ctx) {
+                FlushAll { delay }.execute(ctx);
+                reply(out, noreply, b"OK");
+            } else {
+                reply(out, noreply, FLUSH_DISABLED);
+            }
             Step::Done(0)
         }
         Request::Version => {
@@ -594,6 +599,11 @@ pub fn handle(line: &[u8], rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
         } => {
             if counts_flush {
                 FlushAll::count(ctx);
+                // `-F` is checked before the delay argument.
+                if !FlushAll::allowed(ctx) {
+                    reply(out, noreply, FLUSH_DISABLED);
+                    return Step::Done(0);
+                }
             }
             reply(out, noreply, msg);
             Step::Done(0)
