@@ -108,3 +108,48 @@ pub fn stats_reset(ctx: &Ctx) {
     *s.store_base.lock() = ctx.shared.store.stats();
     s.detail.clear();
 }
+
+/// memcached accepts class ids below `MAX_NUMBER_OF_SLAB_CLASSES` (64).
+const MAX_CLASS_ID: u32 = 63;
+
+/// `slabs reassign <src> <dst>`: move a page between slab classes.
+pub fn slabs_reassign(ctx: &Ctx, src: i32, dst: i32) -> &'static str {
+    if !ctx.shared.config.slab_reassign {
+        return "CLIENT_ERROR slab reassignment disabled";
+    }
+    ctx.shared.store.slabs_reassign(src, dst).reply()
+}
+
+/// `slabs automove <0|1|2>`: false for a level memcached refuses.
+pub fn slabs_automove(ctx: &Ctx, level: u32) -> bool {
+    ctx.shared.store.slabs_automove(level)
+}
+
+/// What `lru_crawler crawl` answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrawlOutcome {
+    Ok,
+    Disabled,
+    BadClass,
+}
+
+/// `lru_crawler crawl <all|id,id,...>`: reclaim expired items now. Our
+/// crawler sweeps every class at once, so any valid list crawls them all.
+pub fn lru_crawl(ctx: &Ctx, classes: &[u8]) -> CrawlOutcome {
+    if !ctx.shared.config.lru_crawler {
+        return CrawlOutcome::Disabled;
+    }
+    if classes != b"all" {
+        let valid = classes.split(|&b| b == b',').all(|id| {
+            std::str::from_utf8(id)
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+                .is_some_and(|id| (1..=MAX_CLASS_ID).contains(&id))
+        });
+        if !valid {
+            return CrawlOutcome::BadClass;
+        }
+    }
+    ctx.shared.store.crawl_now();
+    CrawlOutcome::Ok
+}

@@ -3,7 +3,7 @@
 
 use super::Ctx;
 use crate::clock::{self, RelTime};
-use crate::storage::{DeleteRequest, GetOptions, SetMode, StoreOutcome, StoreRequest};
+use crate::storage::{DeleteRequest, SetMode, StoreOutcome, StoreRequest};
 
 /// memcached's per-item header (48 bytes + 8 for CAS) plus the key's NUL and
 /// the value's "\r\n": used to refuse a value larger than `-I` before its data
@@ -77,9 +77,6 @@ impl<'a> Update<'a> {
             .server_stats
             .detail
             .record_set(ctx.prefix_delimiter(), self.key);
-        if self.compare_cas.is_some() && !ctx.shared.store.config().use_cas {
-            return self.cas_without_uniques(ctx);
-        }
         let mut req = StoreRequest::new(self.key, value, self.flags, self.exptime, self.mode);
         req.compare_cas = self.compare_cas;
         let outcome = ctx.shared.store.store(&req);
@@ -96,23 +93,5 @@ impl<'a> Update<'a> {
             self.rejected(ctx, outcome);
         }
         outcome
-    }
-
-    /// With `-C` items carry no CAS unique, and memcached answers every `cas`
-    /// on an existing item with EXISTS (NOT_FOUND when missing).
-    fn cas_without_uniques(&self, ctx: &Ctx) -> StoreOutcome {
-        let opts = GetOptions {
-            no_bump: true,
-            new_exptime: None,
-        };
-        let exists = ctx.shared.store.get(self.key, opts, |_| ()).is_some();
-        ctx.stats.cmd_set.incr();
-        if exists {
-            ctx.stats.cas_badval.incr();
-            StoreOutcome::Exists
-        } else {
-            ctx.stats.cas_misses.incr();
-            StoreOutcome::NotFound
-        }
     }
 }

@@ -11,6 +11,7 @@
 //! exactly `<bytes>+2` bytes and the rest is read as the next command.
 
 use super::Step;
+use crate::command::admin::CrawlOutcome;
 use crate::command::{
     admin, Arith, Ctx, Delete, FlushAll, MemLimit, MemLimitOutcome, Retrieve, Touch, Update,
     Verbosity, KEY_MAX_LENGTH,
@@ -122,6 +123,25 @@ pub enum Request<'a> {
         /// The token after the group (`stats detail on`).
         arg: Option<&'a [u8]>,
     },
+    /// `slabs reassign <src> <dst>`.
+    SlabsReassign {
+        src: i64,
+        dst: i64,
+    },
+    /// `slabs automove <level>` (`None`: `slabs automove ratio <r>`).
+    SlabsAutomove {
+        level: Option<u32>,
+        noreply: bool,
+    },
+    /// `lru_crawler crawl <classes>`.
+    LruCrawl {
+        classes: &'a [u8],
+    },
+    /// `lru_crawler enable|disable`: the crawler cannot be started or
+    /// stopped at run time; answered with memcached's failure lines.
+    LruCrawlerToggle {
+        enable: bool,
+    },
     /// An HTTP request line: memcached closes without a word.
     Http,
     /// A reply decided at parse time (errors), honouring `noreply`.
@@ -133,7 +153,8 @@ pub enum Request<'a> {
     },
 }
 
-const fn err(msg: &'static [u8], noreply: bool) -> Request<'static> {
+/// A request answered at parse time with a fixed line (usually an error).
+const fn answer(msg: &'static [u8], noreply: bool) -> Request<'static> {
     Request::Reply {
         msg,
         noreply,
@@ -141,7 +162,7 @@ const fn err(msg: &'static [u8], noreply: bool) -> Request<'static> {
     }
 }
 
-const ERROR: Request<'static> = err(b"ERROR", false);
+const ERROR: Request<'static> = answer(b"ERROR", false);
 
 /// Parses one request line (without its "\r\n").
 pub fn parse(line: &[u8]) -> Request<'_> {
@@ -168,7 +189,7 @@ pub fn parse(line: &[u8]) -> Request<'_> {
             }
             let key = t.get(1);
             if key.len() > KEY_MAX_LENGTH {
-                return err(BAD_FORMAT, noreply);
+                return answer(BAD_FORMAT, noreply);
             }
             match strtoull(t.get(2)) {
                 Some(delta) => Request::Arith {
@@ -177,7 +198,7 @@ pub fn parse(line: &[u8]) -> Request<'_> {
                     delta,
                     noreply,
                 },
-                None => err(BAD_DELTA, noreply),
+                None => answer(BAD_DELTA, noreply),
             }
         }
         b"delete" => {
@@ -189,12 +210,12 @@ pub fn parse(line: &[u8]) -> Request<'_> {
                 let valid =
                     (n == 3 && (hold_is_zero || noreply)) || (n == 4 && hold_is_zero && noreply);
                 if !valid {
-                    return err(DELETE_USAGE, noreply);
+                    return answer(DELETE_USAGE, noreply);
                 }
             }
             let key = t.get(1);
             if key.len() > KEY_MAX_LENGTH {
-                return err(BAD_FORMAT, noreply);
+                return answer(BAD_FORMAT, noreply);
             }
             Request::Delete { key, noreply }
         }
@@ -204,7 +225,7 @@ pub fn parse(line: &[u8]) -> Request<'_> {
             }
             let key = t.get(1);
             if key.len() > KEY_MAX_LENGTH {
-                return err(BAD_FORMAT, noreply);
+                return answer(BAD_FORMAT, noreply);
             }
             match strtol32(t.get(2)) {
                 Some(exptime) => Request::Touch {
@@ -212,7 +233,7 @@ pub fn parse(line: &[u8]) -> Request<'_> {
                     exptime,
                     noreply,
                 },
-                None => err(BAD_EXPTIME, noreply),
+                None => answer(BAD_EXPTIME, noreply),
             }
         }
         b"flush_all" => {
@@ -243,7 +264,7 @@ pub fn parse(line: &[u8]) -> Request<'_> {
             }
             match strtoul32(t.get(1)) {
                 Some(level) => Request::Verbosity { level, noreply },
-                None => err(BAD_FORMAT, noreply),
+                None => answer(BAD_FORMAT, noreply),
             }
         }
         b"cache_memlimit" => {
@@ -252,7 +273,7 @@ pub fn parse(line: &[u8]) -> Request<'_> {
             }
             match strtoul32(t.get(1)) {
                 Some(megabytes) => Request::MemLimit { megabytes, noreply },
-                None => err(b"ERROR", noreply),
+                None => answer(b"ERROR", noreply),
             }
         }
         b"shutdown" => {
@@ -262,11 +283,69 @@ pub fn parse(line: &[u8]) -> Request<'_> {
                 valid: n == 1 || graceful,
             }
         }
+        b"slabs" => parse_slabs(&t),
+        b"lru_crawler" => parse_lru_crawler(&t),
         b"stats" => Request::Stats {
             group: if n > 1 { Some(t.get(1)) } else { None },
             arg: if n > 2 { Some(t.get(2)) } else { None },
         },
         _ if t.get(n - 1).starts_with(b"HTTP/") => Request::Http,
+        _ => ERROR,
+    }
+}
+
+fn parse_slabs<'a>(t: &Tokens<'a>) -> Request<'a> {
+    let n = t.len();
+    if n == 4 && t.get(1) == b"reassign" {
+        return match (strtol32(t.get(2)), strtol32(t.get(3))) {
+            (Some(src), Some(dst)) => Request::SlabsReassign { src, dst },
+            _ => answer(BAD_FORMAT, false),
+        };
+    }
+    if n >= 3 && t.get(1) == b"automove" {
+        let noreply = t.noreply();
+        if t.get(2) == b"ratio" {
+            // Accepted for compatibility: our automove has no ratio knob.
+            let ratio = (n >= 4)
+                .then(|| std::str::from_utf8(t.get(3)).ok()?.parse::<f64>().ok())
+                .flatten();
+            return match ratio {
+                Some(_) => Request::SlabsAutomove {
+                    level: None,
+                    noreply,
+                },
+                None => answer(b"ERROR", noreply),
+            };
+        }
+        return match strtoul32(t.get(2)) {
+            Some(level) => Request::SlabsAutomove {
+                level: Some(level),
+                noreply,
+            },
+            None => answer(b"ERROR", noreply),
+        };
+    }
+    ERROR
+}
+
+fn parse_lru_crawler<'a>(t: &Tokens<'a>) -> Request<'a> {
+    match (t.len(), t.get(1)) {
+        (3, b"crawl") => Request::LruCrawl { classes: t.get(2) },
+        // Pacing knobs of memcached's crawler: validated like memcached and
+        // accepted, though ours paces itself.
+        (3, b"tocrawl") => match strtoul32(t.get(2)) {
+            Some(_) => answer(b"OK", false),
+            None => answer(BAD_FORMAT, false),
+        },
+        (3, b"sleep") => match strtoul32(t.get(2)) {
+            Some(us) if us > 1_000_000 => {
+                answer(b"CLIENT_ERROR sleep must be one second or less", false)
+            }
+            Some(_) => answer(b"OK", false),
+            None => answer(BAD_FORMAT, false),
+        },
+        (2, b"enable") => Request::LruCrawlerToggle { enable: true },
+        (2, b"disable") => Request::LruCrawlerToggle { enable: false },
         _ => ERROR,
     }
 }
@@ -282,7 +361,7 @@ fn parse_get<'a>(line: &'a [u8], t: &Tokens<'a>, cas: bool, touch: bool) -> Requ
                 first_key = 2;
                 Some(e)
             }
-            None => return err(BAD_EXPTIME, false),
+            None => return answer(BAD_EXPTIME, false),
         }
     } else {
         None
@@ -306,23 +385,23 @@ fn parse_update<'a>(t: &Tokens<'a>, mode: SetMode, has_cas: bool) -> Request<'a>
     let noreply = t.noreply();
     let key = t.get(1);
     if key.len() > KEY_MAX_LENGTH {
-        return err(BAD_FORMAT, noreply);
+        return answer(BAD_FORMAT, noreply);
     }
     let (Some(flags), Some(exptime), Some(bytes)) =
         (strtoul32(t.get(2)), strtol32(t.get(3)), strtol32(t.get(4)))
     else {
-        return err(BAD_FORMAT, noreply);
+        return answer(BAD_FORMAT, noreply);
     };
     let cas = if has_cas {
         match strtoull(t.get(5)) {
             Some(c) => Some(c),
-            None => return err(BAD_FORMAT, noreply),
+            None => return answer(BAD_FORMAT, noreply),
         }
     } else {
         None
     };
     if !(0..=i32::MAX as i64 - 2).contains(&bytes) {
-        return err(BAD_FORMAT, noreply);
+        return answer(BAD_FORMAT, noreply);
     }
     Request::Update {
         key,
@@ -591,6 +670,38 @@ pub fn handle(line: &[u8], rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
             stats(group, arg, out, ctx);
             Step::Done(0)
         }
+        Request::SlabsReassign { src, dst } => {
+            let msg = admin::slabs_reassign(ctx, src as i32, dst as i32);
+            reply(out, false, msg.as_bytes());
+            Step::Done(0)
+        }
+        Request::SlabsAutomove { level, noreply } => {
+            let ok = level.is_none_or(|l| admin::slabs_automove(ctx, l));
+            reply(out, noreply, if ok { b"OK" } else { b"ERROR" });
+            Step::Done(0)
+        }
+        Request::LruCrawl { classes } => {
+            let msg: &[u8] = match admin::lru_crawl(ctx, classes) {
+                CrawlOutcome::Ok => b"OK",
+                CrawlOutcome::Disabled => b"CLIENT_ERROR lru crawler disabled",
+                CrawlOutcome::BadClass => b"BADCLASS invalid class id",
+            };
+            reply(out, false, msg);
+            Step::Done(0)
+        }
+        Request::LruCrawlerToggle { enable } => {
+            // memcached's answers when the thread is already in that state
+            // (enable) or cannot be stopped (disable).
+            let running = ctx.shared.config.lru_crawler;
+            let msg: &[u8] = match (enable, running) {
+                (true, true) => b"ERROR failed to start lru crawler thread",
+                (false, false) => b"OK",
+                (true, false) => b"ERROR failed to start lru crawler thread",
+                (false, true) => b"ERROR failed to stop lru crawler thread",
+            };
+            reply(out, false, msg);
+            Step::Done(0)
+        }
         Request::Http => Step::Close(0),
         Request::Reply {
             msg,
@@ -753,14 +864,14 @@ mod tests {
         assert_eq!(parse(b"set k 0 0"), ERROR);
         assert_eq!(parse(b"set k 0 0 5 noreply x"), ERROR);
         assert_eq!(parse(b"cas k 0 0 1"), ERROR);
-        assert_eq!(parse(b"set k -1 0 1"), err(BAD_FORMAT, false));
-        assert_eq!(parse(b"set k 0 0 -1"), err(BAD_FORMAT, false));
-        assert_eq!(parse(b"set k 0 abc 1 noreply"), err(BAD_FORMAT, true));
+        assert_eq!(parse(b"set k -1 0 1"), answer(BAD_FORMAT, false));
+        assert_eq!(parse(b"set k 0 0 -1"), answer(BAD_FORMAT, false));
+        assert_eq!(parse(b"set k 0 abc 1 noreply"), answer(BAD_FORMAT, true));
         let long_key = [b'k'; 251];
         let mut line = b"set ".to_vec();
         line.extend_from_slice(&long_key);
         line.extend_from_slice(b" 0 0 1");
-        assert_eq!(parse(&line), err(BAD_FORMAT, false));
+        assert_eq!(parse(&line), answer(BAD_FORMAT, false));
     }
 
     #[test]
@@ -789,7 +900,7 @@ mod tests {
                 touch: Some(0)
             }
         );
-        assert_eq!(parse(b"gat x a"), err(BAD_EXPTIME, false));
+        assert_eq!(parse(b"gat x a"), answer(BAD_EXPTIME, false));
         assert_eq!(parse(b"get"), ERROR);
         assert_eq!(parse(b"GET a"), ERROR);
         assert_eq!(parse(b""), ERROR);
@@ -812,8 +923,8 @@ mod tests {
                 noreply: true
             }
         );
-        assert_eq!(parse(b"delete k 5"), err(DELETE_USAGE, false));
-        assert_eq!(parse(b"delete k 5 noreply"), err(DELETE_USAGE, true));
+        assert_eq!(parse(b"delete k 5"), answer(DELETE_USAGE, false));
+        assert_eq!(parse(b"delete k 5 noreply"), answer(DELETE_USAGE, true));
         assert_eq!(parse(b"delete a b c d"), ERROR);
         assert_eq!(
             parse(b"incr k +3"),
@@ -824,9 +935,9 @@ mod tests {
                 noreply: false
             }
         );
-        assert_eq!(parse(b"decr k -1"), err(BAD_DELTA, false));
+        assert_eq!(parse(b"decr k -1"), answer(BAD_DELTA, false));
         assert_eq!(parse(b"incr k"), ERROR);
-        assert_eq!(parse(b"touch k x"), err(BAD_EXPTIME, false));
+        assert_eq!(parse(b"touch k x"), answer(BAD_EXPTIME, false));
         assert_eq!(
             parse(b"flush_all noreply"),
             Request::FlushAll {
@@ -852,8 +963,20 @@ mod tests {
         assert_eq!(parse(b"version x"), Request::Version);
         assert_eq!(parse(b"quit x"), Request::Quit);
         assert_eq!(parse(b"verbosity"), ERROR);
-        assert_eq!(parse(b"cache_memlimit abc"), err(b"ERROR", false));
+        assert_eq!(parse(b"cache_memlimit abc"), answer(b"ERROR", false));
         assert_eq!(parse(b"GET / HTTP/1.1"), Request::Http);
+        assert_eq!(
+            parse(b"slabs reassign -1 5"),
+            Request::SlabsReassign { src: -1, dst: 5 }
+        );
+        assert_eq!(parse(b"slabs reassign a 5"), answer(BAD_FORMAT, false));
+        assert_eq!(parse(b"slabs reassign 1"), ERROR);
+        assert_eq!(parse(b"slabs automove x"), answer(b"ERROR", false));
+        assert_eq!(
+            parse(b"lru_crawler crawl 1,2"),
+            Request::LruCrawl { classes: b"1,2" }
+        );
+        assert_eq!(parse(b"lru_crawler crawl"), ERROR);
         assert_eq!(
             parse(b"stats"),
             Request::Stats {
