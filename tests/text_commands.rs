@@ -484,3 +484,20 @@ fn cas_disabled_with_dash_c() {
     c.roundtrip(b"cas nokey 0 0 1 1\r\nC\r\n", b"NOT_FOUND\r\n");
     c.roundtrip(b"get a\r\n", b"VALUE a 0 1\r\nA\r\nEND\r\n");
 }
+
+#[test]
+fn cas_unique_is_a_64_bit_number() {
+    let (_s, mut c) = setup();
+    c.roundtrip(b"set a 0 0 1\r\nA\r\n", b"STORED\r\n");
+    c.roundtrip(b"cas a 0 0 1 18446744073709551615\r\nB\r\n", b"EXISTS\r\n");
+    // Out of range or negative: the line is bad, the data line then an ERROR.
+    c.roundtrip(
+        b"cas a 0 0 1 18446744073709551616\r\nB\r\n",
+        b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+    );
+    c.roundtrip(
+        b"cas a 0 0 1 -1\r\nB\r\n",
+        b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+    );
+    c.roundtrip(b"get a\r\n", b"VALUE a 0 1\r\nA\r\nEND\r\n");
+}
