@@ -471,7 +471,6 @@ fn noreply_on_every_storage_command() {
 }
 
 #[test]
-#[ignore = "memcrab bug: with -C, `cas a 0 0 1 0` answers STORED, memcached EXISTS (BUGS-tests.md)"]
 fn cas_disabled_with_dash_c() {
     // -C: no CAS uniques; gets/gats show 0 and cas never matches.
     let s = Server::start(&["-C"]);

@@ -187,7 +187,6 @@ fn object_too_large_with_noreply_is_silent() {
 }
 
 #[test]
-#[ignore = "memcrab bug: -I 2m still refuses a 1.5 MB value (BUGS-tests.md)"]
 fn max_item_size_flag_raises_the_limit() {
     let s = Server::start(&["-I", "2m"]);
     let mut c = s.connect();

@@ -300,7 +300,6 @@ fn stats_settings_cas_and_evictions_switches() {
 }
 
 #[test]
-#[ignore = "memcrab bug: stats items empty, stats slabs has no classes (BUGS-tests.md)"]
 fn stats_items_and_slabs() {
     let s = Server::start(&[]);
     let mut c = s.connect();
