@@ -73,6 +73,8 @@ pub struct ControlInner {
     pub registries: Vec<Arc<Registry>>,
     /// (fd, name) of each listening socket.
     pub listeners: Vec<(i32, String)>,
+    /// Relative time the listeners were opened (their "last command").
+    pub started: u32,
 }
 
 /// The [`ServerControl`] installed in `Shared::control`.
@@ -97,7 +99,10 @@ impl ServerControl for Control {
                 vec![
                     (format!("{fd}:addr"), name.clone()),
                     (format!("{fd}:state"), "conn_listening".into()),
-                    (format!("{fd}:secs_since_last_cmd"), now.to_string()),
+                    (
+                        format!("{fd}:secs_since_last_cmd"),
+                        now.saturating_sub(self.0.started).to_string(),
+                    ),
                 ],
             ));
         }

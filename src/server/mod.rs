@@ -85,6 +85,7 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
             .iter()
             .map(|l| (listener_fd(l), l.name().to_string()))
             .collect(),
+        started: crate::clock::now(),
     });
     let _ = shared.control.set(Box::new(Control(inner.clone())));
     // memcached counts its listening connections in these two.
