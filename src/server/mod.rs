@@ -47,6 +47,9 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
     let acceptor_waker = mio::Waker::new(acceptor_poll.registry(), acceptor::WAKE)?;
 
     let n = cfg.threads.max(1);
+    if n > 64 {
+        log::warn!("WARNING: Setting a high number of worker threads is not recommended. Set this value to the number of cores in your machine or less.");
+    }
     let limits = Limits {
         // A whole item plus its command line, or the longest multi-get line
         // the protocol waits for; buffers grow to this only when needed.

@@ -1,7 +1,8 @@
 //! SIGINT/SIGTERM: a classic self-pipe. The handler only writes one byte to
 //! a non-blocking pipe (async-signal-safe); the acceptor's event loop polls
 //! the read end and starts a graceful shutdown. SIGPIPE is ignored so a
-//! peer that vanishes mid-write gives EPIPE instead of killing the process.
+//! peer that vanishes mid-write gives EPIPE instead of killing the process;
+//! SIGHUP and SIGUSR1 are ignored like memcached does without `-e`.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -44,7 +45,10 @@ impl SignalPipe {
                     return Err(io::Error::last_os_error());
                 }
             }
-            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            // memcached survives SIGHUP and (without -e) SIGUSR1; so do we.
+            for sig in [libc::SIGPIPE, libc::SIGHUP, libc::SIGUSR1] {
+                libc::signal(sig, libc::SIG_IGN);
+            }
         }
         Ok(SignalPipe { read_fd: fds[0] })
     }
