@@ -18,8 +18,11 @@ use crate::storage::{
 pub const KEY_MAX: usize = 250;
 /// Most tokens a meta command line may have before memcached rejects it.
 pub const MAX_TOKENS: usize = 24;
+/// Longest `O` token, the `O` included.
+pub const MAX_OPAQUE: usize = 32;
 
 /// One parsed meta command. Borrowed from the request line; no allocation.
+#[derive(Clone)]
 pub struct MetaRequest<'a> {
     key_raw: &'a [u8],
     /// The decoded key when `b` was given (binary keys are at most 187 bytes).
@@ -115,6 +118,14 @@ impl<'a> MetaRequest<'a> {
     pub fn flags(&self) -> &[&'a [u8]] {
         &self.flags[..self.nflags]
     }
+
+    /// The same request seen only up to its first `n` flags (what memcached
+    /// has acted on when it stops at a bad token while replying).
+    fn with_flag_prefix(&self, n: usize) -> MetaRequest<'a> {
+        let mut r = self.clone();
+        r.nflags = n.min(self.nflags);
+        r
+    }
 }
 
 // ---- small formatting helpers (no fmt machinery, no allocation) ----
@@ -181,6 +192,7 @@ fn write_get_hit(
     created: bool,
     now: RelTime,
     out: &mut Vec<u8>,
+    complete: bool,
 ) -> bool {
     if req.value {
         out.extend_from_slice(b"VA ");
@@ -246,7 +258,7 @@ fn write_get_hit(
             won = true;
         }
     }
-    if won {
+    if won && complete {
         out.extend_from_slice(b" W");
         meta.win_sent = true;
     }
@@ -256,6 +268,43 @@ fn write_get_hit(
 
 /// `mg`: read an item and its metadata; vivify (`N`) on a miss.
 pub fn get(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
+    match bad_opaque_at(req) {
+        None => get_and_reply(req, out, ctx, true),
+        Some(i) => {
+            // memcached finds a too-long opaque while writing the reply: the
+            // read, a vivify and the flags before it have taken effect; no
+            // win token is handed out, and a locked (h l N R T) read is not
+            // bumped. Then only the error is sent.
+            let locked = req.flags().iter().any(|t| b"hlNRT".contains(&t[0]));
+            let mut prefix = req.with_flag_prefix(i);
+            prefix.no_bump |= locked;
+            let start = out.len();
+            get_and_reply(&prefix, out, ctx, false);
+            out.truncate(start);
+            out.extend_from_slice(OPAQUE_TOO_LONG);
+        }
+    }
+}
+
+/// Index of the first `O` token longer than memcached allows.
+fn bad_opaque_at(req: &MetaRequest) -> Option<usize> {
+    req.flags()
+        .iter()
+        .position(|t| t[0] == b'O' && t.len() > MAX_OPAQUE)
+}
+
+/// Is every `O` token short enough?
+pub fn opaque_ok(req: &MetaRequest) -> bool {
+    req.flags()
+        .iter()
+        .all(|t| t[0] != b'O' || t.len() <= MAX_OPAQUE)
+}
+
+pub const OPAQUE_TOO_LONG: &[u8] = b"CLIENT_ERROR opaque token too long\r\n";
+
+/// `complete`: false when the reply will be replaced by an error (no win
+/// token, no stats).
+fn get_and_reply(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx, complete: bool) {
     let store = &ctx.shared.store;
     let key = req.key();
     let opts = GetOptions {
@@ -268,7 +317,7 @@ pub fn get(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
         let now = clock::now();
         let hit = store.get(key, opts, |view| {
             let len = view.value_len();
-            let ttl_set = write_get_hit(req, &mut view.meta, len, false, now, out);
+            let ttl_set = write_get_hit(req, &mut view.meta, len, false, now, out, complete);
             if req.value {
                 view.append_value_to(out);
                 out.extend_from_slice(b"\r\n");
@@ -276,16 +325,31 @@ pub fn get(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
             ttl_set
         });
         if let Some(ttl_set) = hit {
-            count_hit(ctx, ttl_set);
+            if complete {
+                count_hit(ctx, ttl_set);
+            }
             return;
         }
-        let Some(viv) = req.vivify else { break };
+        if req.vivify.is_none() {
+            break;
+        }
         // Miss with N: create an empty placeholder whose win token is taken
         // by this client, atomically, so every other reader sees Z.
-        let exptime = exptime_to_rel(viv);
+        // the TTL the new item ends with: the last of N and T in flag order
+        let exptime = req
+            .flags()
+            .iter()
+            .rev()
+            .filter_map(|t| match t[0] {
+                b'N' => Some(rel(req.vivify)),
+                b'T' => Some(rel(req.ttl)),
+                _ => None,
+            })
+            .next()
+            .unwrap_or(0);
         let mut sr = StoreRequest::new(key, b"", 0, exptime, SetMode::Add);
         sr.new_cas = req.new_cas;
-        sr.win_sent = true;
+        sr.win_sent = complete;
         match store.store(&sr) {
             StoreOutcome::Stored(cas) => {
                 // memcached creates the item with no TTL and sets it when it
@@ -295,27 +359,27 @@ pub fn get(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
                     last_access: now,
                     ..ItemMeta::default()
                 };
-                let ttl_set = write_get_hit(req, &mut meta, 0, true, now, out);
+                let ttl_set = write_get_hit(req, &mut meta, 0, true, now, out, complete);
                 if req.value {
                     out.extend_from_slice(b"\r\n");
                 }
-                if meta.exptime != exptime {
-                    // a T after N changed the TTL of the new item
-                    let touch = GetOptions {
-                        no_bump: true,
-                        new_exptime: Some(meta.exptime),
-                    };
-                    store.get(key, touch, |_| ());
+                if !req.no_bump && complete {
+                    // memcached bumps the new item after the reply (marking it fetched)
+                    store.get(key, GetOptions::default(), |_| ());
                 }
-                count_hit(ctx, ttl_set);
+                if complete {
+                    count_hit(ctx, ttl_set);
+                }
                 return;
             }
             StoreOutcome::NotStored => continue, // someone else created it
             _ => break,
         }
     }
-    ctx.stats.cmd_get.incr();
-    ctx.stats.get_misses.incr();
+    if complete {
+        ctx.stats.cmd_get.incr();
+        ctx.stats.get_misses.incr();
+    }
     if req.quiet {
         return;
     }
@@ -354,14 +418,18 @@ pub fn set(req: &MetaRequest, data: &[u8], out: &mut Vec<u8>, ctx: &Ctx) {
         rel(req.ttl),
         mode,
     );
-    // memcached's add ignores a CAS; the others compare it.
-    sr.compare_cas = if mode == SetMode::Add {
-        None
-    } else {
-        req.compare_cas
+    // memcached's add ignores a CAS; append/prepend treat C0 as no CAS
+    sr.compare_cas = match mode {
+        SetMode::Add => None,
+        SetMode::Append | SetMode::Prepend => req.compare_cas.filter(|&c| c != 0),
+        _ => req.compare_cas,
     };
     sr.new_cas = req.new_cas;
-    sr.invalidate = req.invalidate;
+    // append/prepend compare a CAS plainly; only set/replace may store stale
+    // (and C0 is never "older")
+    sr.invalidate = req.invalidate
+        && req.compare_cas != Some(0)
+        && matches!(mode, SetMode::Set | SetMode::Replace);
     let outcome = store.store(&sr);
     if sr.compare_cas.is_some() {
         match outcome {
@@ -464,10 +532,32 @@ pub fn arith(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
     // memcached treats C0 as "no CAS given" for arithmetic
     ar.compare_cas = req.compare_cas.filter(|&c| c != 0);
     ar.new_cas = req.new_cas;
-    if let Some(n) = req.vivify {
-        ar.vivify = Some((req.initial, exptime_to_rel(n)));
+    if req.vivify.is_some() {
+        // memcached creates the counter without a TTL and applies N and T
+        // while writing the reply, stopping at a bad opaque: the TTL it ends
+        // with is the last N or T before that
+        let exptime = req
+            .flags()
+            .iter()
+            .take_while(|t| t[0] != b'O' || t.len() <= MAX_OPAQUE)
+            .filter_map(|t| match t[0] {
+                b'N' => Some(rel(req.vivify)),
+                b'T' => Some(rel(req.ttl)),
+                _ => None,
+            })
+            .last()
+            .unwrap_or(0);
+        ar.vivify = Some((req.initial, exptime));
     }
-    match store.arith(&ar) {
+    let outcome = store.arith(&ar);
+    // memcached checks the opaque length only while writing the reply, after
+    // the operation: the flags before a bad one take effect, then only the
+    // error is sent.
+    if matches!(outcome, ArithOutcome::NotFound | ArithOutcome::Exists) && !opaque_ok(req) {
+        out.extend_from_slice(OPAQUE_TOO_LONG);
+        return;
+    }
+    match outcome {
         ArithOutcome::Value {
             value,
             cas,
@@ -485,6 +575,7 @@ pub fn arith(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
             // new counter starts without a TTL until N is reached.
             let now = clock::now();
             let mut cur = if created { 0 } else { exptime };
+            let mut bad_opaque = false;
             let start = out.len();
             if req.value {
                 out.extend_from_slice(b"VA ");
@@ -504,6 +595,10 @@ pub fn arith(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
                     }
                     b'T' => cur = rel(req.ttl),
                     b'N' if created => cur = rel(req.vivify),
+                    b'O' if tok.len() > MAX_OPAQUE => {
+                        bad_opaque = true;
+                        break;
+                    }
                     b'O' => {
                         out.push(b' ');
                         out.extend_from_slice(tok);
@@ -524,7 +619,11 @@ pub fn arith(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
                 };
                 store.get(req.key(), touch, |_| ());
             }
-            if req.quiet {
+            if bad_opaque {
+                out.truncate(start);
+                out.extend_from_slice(OPAQUE_TOO_LONG);
+            } else if req.quiet && !created {
+                // q hides a success, but not the reply to a vivify (memcached)
                 out.truncate(start);
             }
         }

@@ -14,8 +14,6 @@ use crate::protocol::Step;
 /// memcached rejects a meta line with this many tokens or more (its limit of
 /// 20 counts a terminal empty token).
 const MAX_OPT_TOKENS: usize = 20;
-/// Longest `O` token, the `O` included.
-const MAX_OPAQUE: usize = 32;
 
 const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format\r\n";
 
@@ -48,37 +46,19 @@ pub fn handle(line: &[u8], rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
             Step::Done(0)
         }
         Some(b"mg") => {
-            if let Some(req) = parse_simple(
-                toks,
-                n,
-                out,
-                b"CLIENT_ERROR options flags are too long\r\n",
-                false,
-            ) {
+            if let Some(req) = parse_front(toks, n, out, &MG) {
                 exec::get(&req, out, ctx);
             }
             Step::Done(0)
         }
         Some(b"md") => {
-            if let Some(req) = parse_simple(
-                toks,
-                n,
-                out,
-                b"CLIENT_ERROR options flags too long\r\n",
-                true,
-            ) {
+            if let Some(req) = parse_front(toks, n, out, &MD) {
                 exec::delete(&req, out, ctx);
             }
             Step::Done(0)
         }
         Some(b"ma") => {
-            if let Some(req) = parse_simple(
-                toks,
-                n,
-                out,
-                b"CLIENT_ERROR options flags too long\r\n",
-                true,
-            ) {
+            if let Some(req) = parse_front(toks, n, out, &MA) {
                 match req.mode {
                     None | Some(b'I') | Some(b'+') | Some(b'D') | Some(b'-') => {
                         exec::arith(&req, out, ctx)
@@ -100,15 +80,39 @@ pub fn handle(line: &[u8], rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
     }
 }
 
+/// How `mg`, `md` and `ma` differ in rejecting a line (memcached's wording
+/// and order of checks differ per command).
+struct Front {
+    too_long: &'static [u8],
+    /// md and ma answer every flag error with one message.
+    generic_flag_error: bool,
+    /// mg and ma check the opaque length only after running (command::meta does it).
+    check_opaque: bool,
+}
+
+const MG: Front = Front {
+    too_long: b"CLIENT_ERROR options flags are too long\r\n",
+    generic_flag_error: false,
+    check_opaque: false,
+};
+const MD: Front = Front {
+    too_long: b"CLIENT_ERROR options flags too long\r\n",
+    generic_flag_error: true,
+    check_opaque: true,
+};
+const MA: Front = Front {
+    too_long: b"CLIENT_ERROR options flags too long\r\n",
+    generic_flag_error: true,
+    check_opaque: false,
+};
+
 /// Common front of `mg`, `md`, `ma`: token count, key length, flags, opaque.
-/// Writes the error and returns None when the line is rejected. `generic`:
-/// md and ma answer every flag error with one message.
-fn parse_simple<'a>(
+/// Writes the error and returns None when the line is rejected.
+fn parse_front<'a>(
     toks: &[&'a [u8]],
     n: usize,
     out: &mut Vec<u8>,
-    too_long: &[u8],
-    generic: bool,
+    front: &Front,
 ) -> Option<MetaRequest<'a>> {
     if toks.len() < 2 {
         out.extend_from_slice(b"ERROR\r\n");
@@ -119,20 +123,20 @@ fn parse_simple<'a>(
         return None;
     }
     if n >= MAX_OPT_TOKENS {
-        out.extend_from_slice(too_long);
+        out.extend_from_slice(front.too_long);
         return None;
     }
     let mut req = MetaRequest::new(toks[1]);
     if let Err(e) = parse_flags(&mut req, &toks[2..]) {
-        if generic {
+        if front.generic_flag_error {
             out.extend_from_slice(b"CLIENT_ERROR invalid or duplicate flag\r\n");
         } else {
             push_error(out, e);
         }
         return None;
     }
-    if !opaque_ok(&req) {
-        out.extend_from_slice(b"CLIENT_ERROR opaque token too long\r\n");
+    if front.check_opaque && !exec::opaque_ok(&req) {
+        out.extend_from_slice(exec::OPAQUE_TOO_LONG);
         return None;
     }
     Some(req)
@@ -146,12 +150,6 @@ fn push_error(out: &mut Vec<u8>, e: Option<&'static str>) {
         }
         None => out.extend_from_slice(BAD_FORMAT),
     }
-}
-
-fn opaque_ok(req: &MetaRequest) -> bool {
-    req.flags()
-        .iter()
-        .all(|t| t[0] != b'O' || t.len() <= MAX_OPAQUE)
 }
 
 /// `ms <key> <datalen> <flags>*` followed by the data block.
@@ -204,8 +202,8 @@ fn handle_set(toks: &[&[u8]], n: usize, rest: &[u8], out: &mut Vec<u8>, ctx: &Ct
         exec::set_too_large(&req, &mut Vec::new(), ctx);
         return swallow(out, b"SERVER_ERROR object too large for cache\r\n");
     }
-    if !opaque_ok(&req) {
-        return swallow(out, b"CLIENT_ERROR opaque token too long\r\n");
+    if !exec::opaque_ok(&req) {
+        return swallow(out, exec::OPAQUE_TOO_LONG);
     }
     if rest.len() < block {
         return Step::NeedMore;
@@ -250,7 +248,15 @@ fn parse_flags<'a>(
     flags: &[&'a [u8]],
 ) -> Result<(), Option<&'static str>> {
     let mut seen = [false; 128];
-    let mut error: Option<Option<&'static str>> = None;
+    let mut has_error = false;
+    let mut errstr: Option<&'static str> = None;
+    // a bad value sets has_error; only some set the message (F does not)
+    let mut error = |msg: Option<&'static str>| {
+        has_error = true;
+        if msg.is_some() {
+            errstr = msg;
+        }
+    };
     const BAD_TOKEN: &str = "CLIENT_ERROR bad token in command line format";
     for &tok in flags {
         let o = tok[0];
@@ -268,7 +274,7 @@ fn parse_flags<'a>(
                         req.key_buf_mut()[..len].copy_from_slice(&buf[..len]);
                         req.set_binary_key_len(len);
                     }
-                    None => error = Some(Some("CLIENT_ERROR error decoding key")),
+                    None => error(Some("CLIENT_ERROR error decoding key")),
                 }
             }
             b'N' | b'T' | b'R' => match parse_i32(arg) {
@@ -280,7 +286,7 @@ fn parse_flags<'a>(
                         _ => req.recache = v,
                     }
                 }
-                None => error = Some(Some(BAD_TOKEN)),
+                None => error(Some(BAD_TOKEN)),
             },
             b'O' | b'P' | b'L' | b'k' | b's' | b't' | b'c' | b'f' | b'h' | b'l' => {}
             b'v' => req.value = true,
@@ -292,65 +298,81 @@ fn parse_flags<'a>(
             b'F' => match parse_u64(arg) {
                 // memcached truncates client flags to 32 bits
                 Some(v) => req.client_flags = Some(v as u32),
-                None => error = Some(None),
+                None => error(None),
             },
             b'C' => match parse_u64(arg) {
                 Some(v) => req.compare_cas = Some(v),
-                None => error = Some(Some(BAD_TOKEN)),
+                None => error(Some(BAD_TOKEN)),
             },
             // newer memcached (1.6.2x): explicit new CAS value
             b'E' => match parse_u64(arg) {
                 Some(v) => req.new_cas = Some(v),
-                None => error = Some(Some(BAD_TOKEN)),
+                None => error(Some(BAD_TOKEN)),
             },
             b'M' => {
                 if tok.len() != 2 {
-                    error = Some(Some("CLIENT_ERROR incorrect length for M token"));
+                    error(Some("CLIENT_ERROR incorrect length for M token"));
                 } else {
                     req.mode = Some(tok[1]);
                 }
             }
             b'J' => match parse_u64(arg) {
                 Some(v) => req.initial = v,
-                None => error = Some(Some("CLIENT_ERROR invalid numeric initial value")),
+                None => error(Some("CLIENT_ERROR invalid numeric initial value")),
             },
             b'D' => match parse_u64(arg) {
                 Some(v) => req.delta = v,
-                None => error = Some(Some("CLIENT_ERROR invalid numeric delta value")),
+                None => error(Some("CLIENT_ERROR invalid numeric delta value")),
             },
             _ => return Err(Some("CLIENT_ERROR invalid flag")),
         }
         req.push_flag(tok);
     }
-    match error {
-        Some(e) => Err(e),
-        None => Ok(()),
+    if has_error {
+        Err(errstr)
+    } else {
+        Ok(())
     }
 }
 
-/// strtol-like: optional sign, decimal digits, 32-bit range.
+/// memcached's `safe_strtol`: strtol (optional sign, decimal, 64-bit range),
+/// then truncated to 32 bits as memcached stores it in an `int32_t`.
 fn parse_i32(s: &[u8]) -> Option<i32> {
     let (neg, digits) = match s.first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
-    if digits.is_empty() || digits.len() > 11 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for &d in digits {
-        v = v * 10 + (d - b'0') as i64;
-    }
-    if neg {
-        v = -v;
-    }
-    i32::try_from(v).ok()
+    let v = parse_digits(digits)?;
+    let v: i64 = if neg {
+        if v > i64::MAX as u64 + 1 {
+            return None;
+        }
+        (v as i64).wrapping_neg()
+    } else {
+        i64::try_from(v).ok()?
+    };
+    Some(v as i32)
 }
 
-/// strtoull-like without the negative wrap-around: decimal digits, 64-bit range.
+/// memcached's `safe_strtoull`: strtoull accepts a sign and negates; a
+/// result that looks negative as a signed number is refused if a '-' was given.
 fn parse_u64(s: &[u8]) -> Option<u64> {
-    let digits = s.strip_prefix(b"+").unwrap_or(s);
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let v = parse_digits(digits)?;
+    if !neg {
+        return Some(v);
+    }
+    let v = v.wrapping_neg();
+    (v as i64 >= 0).then_some(v)
+}
+
+/// Decimal digits to u64; None when empty, not all digits, or overflowing.
+fn parse_digits(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
