@@ -1131,15 +1131,17 @@ impl Inner {
         }
         let c = self.chunk(r);
         let h = c.hdr();
+        let (cur_bytes, _) = self.value_parts(r);
+        // memcached: an empty or chained value is non-numeric before the CAS
+        // is compared (a non-numeric text after it)
+        if cur_bytes.is_empty() || h.has(bits::CHAINED) {
+            return ArithOutcome::NonNumeric;
+        }
         if let Some(cas) = req.compare_cas {
             if !self.cas_matches(c, cas) {
                 return ArithOutcome::Exists;
             }
         }
-        if h.has(bits::CHAINED) {
-            return ArithOutcome::NonNumeric;
-        }
-        let (cur_bytes, _) = self.value_parts(r);
         let Some(cur) = parse_u64(cur_bytes) else {
             return ArithOutcome::NonNumeric;
         };
