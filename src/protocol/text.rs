@@ -42,12 +42,14 @@ impl<'a> Tokens<'a> {
     pub fn new(line: &'a [u8]) -> Tokens<'a> {
         let mut tok: [&'a [u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
         let mut n = 0;
-        for t in line.split(|&b| b == b' ').filter(|t| !t.is_empty()) {
+        let mut rest = line;
+        while let Some((t, after)) = next_token(rest) {
             tok[n] = t;
             n += 1;
             if n == MAX_TOKENS - 1 {
                 break;
             }
+            rest = after;
         }
         Tokens { tok, n }
     }
@@ -166,6 +168,16 @@ const ERROR: Request<'static> = answer(b"ERROR", false);
 
 /// Parses one request line (without its "\r\n").
 pub fn parse(line: &[u8]) -> Request<'_> {
+    // Retrievals skip full tokenizing: their keys are simply the rest of the line.
+    if let Some((cmd, rest)) = next_token(line) {
+        match cmd {
+            b"get" => return parse_get(rest, false, false),
+            b"gets" => return parse_get(rest, true, false),
+            b"gat" => return parse_get(rest, false, true),
+            b"gats" => return parse_get(rest, true, true),
+            _ => {}
+        }
+    }
     let t = Tokens::new(line);
     if t.is_empty() || t.get(0).len() < 2 {
         return ERROR;
@@ -173,10 +185,6 @@ pub fn parse(line: &[u8]) -> Request<'_> {
     let n = t.len();
     let noreply = t.noreply();
     match t.get(0) {
-        b"get" => parse_get(line, &t, false, false),
-        b"gets" => parse_get(line, &t, true, false),
-        b"gat" => parse_get(line, &t, false, true),
-        b"gats" => parse_get(line, &t, true, true),
         b"set" => parse_update(&t, SetMode::Set, false),
         b"add" => parse_update(&t, SetMode::Add, false),
         b"replace" => parse_update(&t, SetMode::Replace, false),
@@ -350,31 +358,34 @@ fn parse_lru_crawler<'a>(t: &Tokens<'a>) -> Request<'a> {
     }
 }
 
-fn parse_get<'a>(line: &'a [u8], t: &Tokens<'a>, cas: bool, touch: bool) -> Request<'a> {
-    if t.len() < 2 {
-        return ERROR;
-    }
-    let mut first_key = 1;
-    let touch = if touch {
-        match strtol32(t.get(1)) {
-            Some(e) => {
-                first_key = 2;
-                Some(e)
-            }
+/// The first space-separated token of `s` and what follows it.
+#[inline]
+fn next_token(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let start = s.iter().position(|&b| b != b' ')?;
+    let s = &s[start..];
+    let end = memchr::memchr(b' ', s).unwrap_or(s.len());
+    Some((&s[..end], &s[end..]))
+}
+
+/// get/gets/gat/gats; `rest` is the line after the command name.
+fn parse_get(rest: &[u8], cas: bool, touch: bool) -> Request<'_> {
+    let Some((first, after)) = next_token(rest) else {
+        return ERROR; // no key (or exptime): memcached wants 2+ tokens
+    };
+    let (touch, keys) = if touch {
+        match strtol32(first) {
+            Some(e) => (Some(e), after),
             None => return answer(BAD_EXPTIME, false),
         }
     } else {
-        None
+        (None, rest)
     };
-    // The key list is everything from the first key on (it may hold more
-    // keys than the tokenizer keeps).
-    let keys = if first_key < t.len() {
-        let off = t.get(first_key).as_ptr() as usize - line.as_ptr() as usize;
-        &line[off..]
-    } else {
-        &[]
-    };
-    Request::Get { keys, cas, touch }
+    let skip = keys.iter().take_while(|&&b| b == b' ').count();
+    Request::Get {
+        keys: &keys[skip..],
+        cas,
+        touch,
+    }
 }
 
 fn parse_update<'a>(t: &Tokens<'a>, mode: SetMode, has_cas: bool) -> Request<'a> {
