@@ -1016,3 +1016,88 @@ fn cache_aside_stampede_protection() {
     let mut c = s.connect();
     c.roundtrip(b"mg ca3 v\r\n", b"VA 10\r\nvalue-of-3\r\n");
 }
+
+/// The scenarios of memcached's own t/metaget.t (mg/ms/md/ma/mn era),
+/// rewritten against this harness: gat order, hit/no-bump, quiet pipelines,
+/// vivify on quiet, opaque, invalid flags, quit inside a pipeline.
+#[test]
+fn memcached_metaget_t_scenarios() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    // a blank command is an error
+    c.roundtrip(b" \n", b"ERROR\r\n");
+    c.roundtrip(b"set foo 0 0 2\r\nhi\r\nme none\r\n", b"STORED\r\nEN\r\n");
+    c.send(b"me foo\r\n");
+    assert!(c.read_line().starts_with("ME foo "));
+    c.roundtrip(
+        b"set foo2 0 90 2\r\nho\r\nmg foo2 s v\r\n",
+        b"STORED\r\nVA 2 s2\r\nho\r\n",
+    );
+    // wrong CAS answers EX with c0; the right one stores
+    c.roundtrip(b"ms msetcas 2\r\nbo\r\n", b"HD\r\n");
+    let cas = cas_of(&mut c, "msetcas");
+    c.roundtrip(
+        format!("ms msetcas 2 c C{}\r\nio\r\n", cas + 10).as_bytes(),
+        b"EX c0\r\n",
+    );
+    c.send(format!("ms msetcas 2 c C{cas}\r\nio\r\n").as_bytes());
+    expect(&mut c, "HD c*");
+    // katakana key in base64: only reachable decoded, echoed encoded
+    c.roundtrip(b"ms 44OG44K544OI 2 b\r\npo\r\n", b"HD\r\n");
+    c.roundtrip(b"mg 44OG44K544OI v\r\n", b"EN\r\n");
+    c.roundtrip(
+        b"mg 44OG44K544OI b v k\r\n",
+        b"VA 2 k44OG44K544OI b\r\npo\r\n",
+    );
+    // ma: miss, seed, increments, decrement to 0, quiet
+    c.roundtrip(b"ma mo\r\nma mo D1\r\n", b"NF\r\nNF\r\n");
+    c.roundtrip(b"set mo 0 0 1\r\n1\r\nma mo\r\n", b"STORED\r\nHD\r\n");
+    c.roundtrip(
+        b"set mo 0 0 1\r\nq\r\nma mo\r\n",
+        b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+    );
+    c.roundtrip(b"ma mu N90\r\n", b"HD\r\n");
+    c.send(b"mg mu s t v Ofoo k\r\n");
+    expect(&mut c, "VA 1 s1 t~90 Ofoo kmu");
+    assert_eq!(c.read_line(), "0\r\n");
+    c.send(b"ma mu T300 v t\r\n");
+    expect(&mut c, "VA 1 t~300");
+    assert_eq!(c.read_line(), "1\r\n");
+    for (flags, want) in [
+        ("N0 J13 v t", "13"),
+        ("N0 J13 v t", "14"),
+        ("N0 J13 v t D30", "44"),
+        ("N0 J13 v t MD D22", "22"),
+        ("N0 J13 v t MD D9000", "0"),
+    ] {
+        c.send(format!("ma mi {flags}\r\n").as_bytes());
+        expect(&mut c, &format!("VA {} t-1", want.len()));
+        assert_eq!(c.read_line(), format!("{want}\r\n"));
+    }
+    c.roundtrip(b"ma mi q D1\r\nmn\r\n", b"MN\r\n");
+    // gat: T before t reports the new TTL
+    c.roundtrip(b"ms gatkey 4 T100\r\nooom\r\n", b"HD\r\n");
+    c.send(b"mg gatkey s v T300 t\r\n");
+    expect(&mut c, "VA 4 s4 t~300");
+    assert_eq!(c.read_line(), "ooom\r\n");
+    // quiet: nominal replies vanish; an error still shows
+    c.send(b"ms quiet 2 q\r\nmo\r\nmd quiet q\r\nmg quiet s v q\r\nms quiet\r\n");
+    assert_eq!(c.read_line(), "CLIENT_ERROR bad command line format\r\n");
+    c.roundtrip(
+        b"ms quiet 2 q\r\nbo\r\nmg quiet v q\r\nmg quiet v q\r\nmg quietmiss v q\r\nmn\r\n",
+        b"VA 2\r\nbo\r\nVA 2\r\nbo\r\nMN\r\n",
+    );
+    // q does not hide a vivified miss
+    c.send(b"mg quietautov s N30 t q\r\n");
+    expect(&mut c, "HD s0 t~30 W");
+    c.roundtrip(
+        b"mg foo m o o o o o o o o o\r\n",
+        b"CLIENT_ERROR invalid flag\r\n",
+    );
+    // quit inside a pipeline: replies before it, nothing after
+    c.roundtrip(b"ms foo 2 T100\r\nna\r\n", b"HD\r\n");
+    c.send(b"mg foo s\r\nmg foo s\r\nquit\r\nmg foo s\r\n");
+    assert_eq!(c.read_line(), "HD s2\r\n");
+    assert_eq!(c.read_line(), "HD s2\r\n");
+    assert!(c.is_closed());
+}
