@@ -1101,3 +1101,29 @@ fn memcached_metaget_t_scenarios() {
     assert_eq!(c.read_line(), "HD s2\r\n");
     assert!(c.is_closed());
 }
+
+/// With -C every CAS is 0: meta replies say c0, C0 matches for md, while
+/// ms with a CAS is refused like memcached's.
+#[test]
+fn meta_with_cas_disabled() {
+    let s = Server::start(&["-C"]);
+    let mut c = s.connect();
+    c.roundtrip(
+        b"ms a 1 c\r\nx\r\nmg a c v\r\n",
+        b"HD c0\r\nVA 1 c0\r\nx\r\n",
+    );
+    c.roundtrip(b"md a I\r\nmg a c\r\n", b"HD\r\nHD c0 X W\r\n");
+    c.roundtrip(b"ma n N0 c v\r\n", b"VA 1 c0\r\n0\r\n");
+    c.roundtrip(
+        b"ms a 1 C0 c\r\ny\r\nms a 1 C5\r\ny\r\n",
+        b"EX c0\r\nEX\r\n",
+    );
+    c.roundtrip(
+        b"ma n C5\r\nma n C0\r\nmd n C3\r\nmd a C0\r\n",
+        b"EX\r\nHD\r\nEX\r\nHD\r\n",
+    );
+    c.roundtrip(
+        b"me n\r\n",
+        b"ME n exp=-1 la=0 cas=0 fetch=no cls=1 size=53\r\n",
+    );
+}

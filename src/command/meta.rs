@@ -491,7 +491,11 @@ pub fn set_too_large(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
 /// `md`: delete, invalidate (`I`, mark stale) or drop the value (`x`).
 pub fn delete(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
     let mut dr = DeleteRequest::new(req.key());
-    dr.compare_cas = req.compare_cas;
+    dr.compare_cas = match req.compare_cas {
+        // with -C every item's CAS is 0, so C0 matches
+        Some(0) if !ctx.shared.config.use_cas => None,
+        c => c,
+    };
     dr.new_cas = req.new_cas;
     if req.invalidate {
         dr.invalidate = Some(req.ttl.map(exptime_to_rel));
