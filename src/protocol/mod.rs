@@ -25,6 +25,10 @@ pub const MAX_MULTIGET_LINE: usize = 8 << 20;
 pub struct Session {
     /// Bytes of a rejected data block still to discard as they arrive.
     pub swallow: usize,
+    /// `-R`: handle at most this many requests per `process` call (0 = no
+    /// limit), so one pipelining client cannot starve the others on its
+    /// worker. The server sets it; `Processed::yielded` says when it bit.
+    pub max_requests: usize,
 }
 
 /// Outcome of handling one request, given its line and the input after it.
@@ -49,6 +53,10 @@ pub struct Processed {
     pub consumed: usize,
     /// Close the connection once `out` has been written (`quit`, fatal errors).
     pub close: bool,
+    /// Stopped early (request budget or `out_limit`) with input left that may
+    /// hold complete requests: call again after other connections had a turn
+    /// (memcached counts these as `conn_yields`).
+    pub yielded: bool,
 }
 
 /// Handles every complete request in `input`, appending replies to `out`.
@@ -67,6 +75,8 @@ pub fn process(
     let out_start = out.len();
     let mut pos = 0;
     let mut close = false;
+    let mut yielded = false;
+    let mut handled = 0;
     while pos < input.len() {
         if session.swallow > 0 {
             let n = session.swallow.min(input.len() - pos);
@@ -74,7 +84,10 @@ pub fn process(
             pos += n;
             continue;
         }
-        if out.len() - out_start > out_limit {
+        if out.len() - out_start > out_limit
+            || (session.max_requests > 0 && handled >= session.max_requests)
+        {
+            yielded = true;
             break;
         }
         let buf = &input[pos..];
@@ -93,6 +106,7 @@ pub fn process(
         } else {
             text::handle(line, rest, out, ctx)
         };
+        handled += 1;
         match step {
             Step::NeedMore => break,
             Step::Done(n) => pos += nl + 1 + n,
@@ -110,6 +124,7 @@ pub fn process(
     Processed {
         consumed: pos,
         close,
+        yielded,
     }
 }
 
@@ -246,6 +261,23 @@ mod tests {
         let mut line = vec![b'a'; 3000];
         line.extend_from_slice(b"\r\nversion\r\n");
         assert!(c.reply(&line).starts_with("ERROR\r\nVERSION "));
+    }
+
+    #[test]
+    fn request_budget_yields() {
+        let mut c = Conn::new();
+        c.session.max_requests = 2;
+        let ctx = Ctx {
+            shared: &c.shared,
+            stats: &c.stats,
+        };
+        let input = b"version\r\nversion\r\nversion\r\n";
+        let mut out = Vec::new();
+        let p = process(&mut c.session, input, &mut out, &ctx, 1 << 20);
+        assert_eq!((p.consumed, p.yielded), (18, true));
+        let p = process(&mut c.session, &input[18..], &mut out, &ctx, 1 << 20);
+        assert_eq!((p.consumed, p.yielded), (9, false));
+        assert_eq!(out.len(), 3 * (10 + crate::VERSION.len()));
     }
 
     #[test]
