@@ -580,6 +580,17 @@ fn ma_flags_and_modes() {
         b"ms d 3\r\n100\r\nma d MD v\r\nmg d v\r\n",
         b"HD\r\nVA 2\r\n99\r\nVA 3\r\n99 \r\n",
     );
+    // a number is read like strtoull: text after whitespace is ignored,
+    // and the in-place result keeps the length
+    c.roundtrip(
+        b"ms g 7\r\n12 abc7\r\nma g v\r\nmg g v\r\n",
+        b"HD\r\nVA 2\r\n13\r\nVA 7\r\n13     \r\n",
+    );
+    c.roundtrip(b"ms g 3\r\n+12\r\nma g v\r\n", b"HD\r\nVA 2\r\n13\r\n");
+    c.roundtrip(
+        b"ms g 3\r\n12x\r\nma g v\r\n",
+        b"HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+    );
     // errors
     c.roundtrip(
         b"ms txt 3\r\nabc\r\nma txt v\r\n",

@@ -98,7 +98,12 @@ impl<'a> MetaRequest<'a> {
         }
     }
 
-    /// Stores the base64-decoded key; the caller decoded into `key_buf_mut`.
+    /// The key as sent (base64 when `b` is given).
+    pub fn raw_key(&self) -> &'a [u8] {
+        self.key_raw
+    }
+
+    /// Where the parser decodes a base64 key; then `set_binary_key_len`.
     pub fn key_buf_mut(&mut self) -> &mut [u8; KEY_MAX] {
         &mut self.key_bin
     }
@@ -479,11 +484,10 @@ pub fn set(req: &MetaRequest, data: &[u8], out: &mut Vec<u8>, ctx: &Ctx) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Replies `ms` gives before reading the data block (too large), shared
-/// with the framing code.
-pub fn set_too_large(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
+/// An `ms` too large to store: like memcached, the old value must not
+/// survive a failed write.
+pub fn drop_old_value(req: &MetaRequest, ctx: &Ctx) {
     ctx.shared.store.delete(&DeleteRequest::new(req.key()));
-    out.extend_from_slice(b"SERVER_ERROR object too large for cache\r\n");
 }
 
 // ---- md ----

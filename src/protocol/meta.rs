@@ -131,7 +131,7 @@ fn parse_front<'a>(
         if front.generic_flag_error {
             out.extend_from_slice(b"CLIENT_ERROR invalid or duplicate flag\r\n");
         } else {
-            push_error(out, e);
+            out.extend_from_slice(error_message(e));
         }
         return None;
     }
@@ -142,14 +142,9 @@ fn parse_front<'a>(
     Some(req)
 }
 
-fn push_error(out: &mut Vec<u8>, e: Option<&'static str>) {
-    match e {
-        Some(msg) => {
-            out.extend_from_slice(msg.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        None => out.extend_from_slice(BAD_FORMAT),
-    }
+/// A flag error's message, or the command's default one.
+fn error_message(e: Option<&'static [u8]>) -> &'static [u8] {
+    e.unwrap_or(BAD_FORMAT)
 }
 
 /// `ms <key> <datalen> <flags>*` followed by the data block.
@@ -188,9 +183,7 @@ fn handle_set(toks: &[&[u8]], n: usize, rest: &[u8], out: &mut Vec<u8>, ctx: &Ct
     };
     let mut req = MetaRequest::new(toks[1]);
     if let Err(e) = parse_flags(&mut req, &toks[3..]) {
-        let mut msg = Vec::new();
-        push_error(&mut msg, e);
-        return swallow(out, &msg);
+        return swallow(out, error_message(e));
     }
     if !matches!(
         req.mode,
@@ -199,7 +192,7 @@ fn handle_set(toks: &[&[u8]], n: usize, rest: &[u8], out: &mut Vec<u8>, ctx: &Ct
         return swallow(out, b"CLIENT_ERROR invalid mode for ms M token\r\n");
     }
     if vlen > ctx.shared.store.config().item_size_max {
-        exec::set_too_large(&req, &mut Vec::new(), ctx);
+        exec::drop_old_value(&req, ctx);
         return swallow(out, b"SERVER_ERROR object too large for cache\r\n");
     }
     if !exec::opaque_ok(&req) {
@@ -223,18 +216,9 @@ fn handle_debug(toks: &[&[u8]], out: &mut Vec<u8>, ctx: &Ctx) {
         return;
     }
     let mut req = MetaRequest::new(toks[1]);
-    if toks.len() >= 3 && toks[2] == b"b" {
-        let mut buf = [0u8; KEY_MAX];
-        match base64_decode(toks[1], &mut buf) {
-            Some(len) => {
-                req.key_buf_mut()[..len].copy_from_slice(&buf[..len]);
-                req.set_binary_key_len(len);
-            }
-            None => {
-                out.extend_from_slice(BAD_FORMAT);
-                return;
-            }
-        }
+    if toks.len() >= 3 && toks[2] == b"b" && !decode_key(&mut req) {
+        out.extend_from_slice(BAD_FORMAT);
+        return;
     }
     exec::debug(&req, out, ctx);
 }
@@ -246,35 +230,29 @@ fn handle_debug(toks: &[&[u8]], out: &mut Vec<u8>, ctx: &Ctx) {
 fn parse_flags<'a>(
     req: &mut MetaRequest<'a>,
     flags: &[&'a [u8]],
-) -> Result<(), Option<&'static str>> {
+) -> Result<(), Option<&'static [u8]>> {
     let mut seen = [false; 128];
     let mut has_error = false;
-    let mut errstr: Option<&'static str> = None;
+    let mut errstr: Option<&'static [u8]> = None;
     // a bad value sets has_error; only some set the message (F does not)
-    let mut error = |msg: Option<&'static str>| {
+    let mut error = |msg: Option<&'static [u8]>| {
         has_error = true;
         if msg.is_some() {
             errstr = msg;
         }
     };
-    const BAD_TOKEN: &str = "CLIENT_ERROR bad token in command line format";
+    const BAD_TOKEN: &[u8] = b"CLIENT_ERROR bad token in command line format\r\n";
     for &tok in flags {
         let o = tok[0];
         if o >= 127 || seen[o as usize] {
-            return Err(Some("CLIENT_ERROR duplicate flag"));
+            return Err(Some(b"CLIENT_ERROR duplicate flag\r\n"));
         }
         seen[o as usize] = true;
         let arg = &tok[1..];
         match o {
             b'b' => {
-                let raw = req.key();
-                let mut buf = [0u8; KEY_MAX];
-                match base64_decode(raw, &mut buf) {
-                    Some(len) => {
-                        req.key_buf_mut()[..len].copy_from_slice(&buf[..len]);
-                        req.set_binary_key_len(len);
-                    }
-                    None => error(Some("CLIENT_ERROR error decoding key")),
+                if !decode_key(req) {
+                    error(Some(b"CLIENT_ERROR error decoding key\r\n"));
                 }
             }
             b'N' | b'T' | b'R' => match parse_i32(arg) {
@@ -311,20 +289,20 @@ fn parse_flags<'a>(
             },
             b'M' => {
                 if tok.len() != 2 {
-                    error(Some("CLIENT_ERROR incorrect length for M token"));
+                    error(Some(b"CLIENT_ERROR incorrect length for M token\r\n"));
                 } else {
                     req.mode = Some(tok[1]);
                 }
             }
             b'J' => match parse_u64(arg) {
                 Some(v) => req.initial = v,
-                None => error(Some("CLIENT_ERROR invalid numeric initial value")),
+                None => error(Some(b"CLIENT_ERROR invalid numeric initial value\r\n")),
             },
             b'D' => match parse_u64(arg) {
                 Some(v) => req.delta = v,
-                None => error(Some("CLIENT_ERROR invalid numeric delta value")),
+                None => error(Some(b"CLIENT_ERROR invalid numeric delta value\r\n")),
             },
-            _ => return Err(Some("CLIENT_ERROR invalid flag")),
+            _ => return Err(Some(b"CLIENT_ERROR invalid flag\r\n")),
         }
         req.push_flag(tok);
     }
@@ -384,6 +362,18 @@ fn parse_digits(digits: &[u8]) -> Option<u64> {
 }
 
 // ---- base64 (keys with the `b` flag) ----
+
+/// Decodes the request's key from base64 in place (`b`); false if invalid.
+fn decode_key(req: &mut MetaRequest) -> bool {
+    let raw = req.raw_key();
+    match base64_decode(raw, req.key_buf_mut()) {
+        Some(len) => {
+            req.set_binary_key_len(len);
+            true
+        }
+        None => false,
+    }
+}
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

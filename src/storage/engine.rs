@@ -1218,16 +1218,38 @@ impl Inner {
     }
 }
 
-/// memcached's strtoull rules for stored counters: digits, optionally followed by spaces.
+/// A stored counter read as memcached's `safe_strtoull` reads the value
+/// (which it sees followed by "\r\n"): leading whitespace, an optional sign,
+/// decimal digits without overflow, then the end or whitespace (anything
+/// after that is ignored); a '-' is refused unless the negated number still
+/// looks non-negative as a signed one ("-0" is 0).
 pub fn parse_u64(v: &[u8]) -> Option<u64> {
-    let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0
-        || digits > 20
-        || v[digits..]
-            .iter()
-            .any(|&b| b != b' ' && b != b'\r' && b != b'\n')
-    {
+    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let mut i = v.iter().take_while(|&&b| is_space(b)).count();
+    let neg = match v.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let digits = v[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || v.get(i + digits).is_some_and(|&b| !is_space(b)) {
         return None;
     }
-    std::str::from_utf8(&v[..digits]).ok()?.parse().ok()
+    let mut n: u64 = 0;
+    for &d in &v[i..i + digits] {
+        n = n.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    if neg {
+        n = n.wrapping_neg();
+        if (n as i64) < 0 {
+            return None;
+        }
+    }
+    Some(n)
 }
