@@ -379,6 +379,11 @@ fn ms_errors_and_swallowing() {
     req.extend(std::iter::repeat_n(b'b', 1_000_000));
     req.extend_from_slice(b"\r\nmg big s\r\n");
     c.roundtrip(&req, b"HD\r\nHD s1000000\r\n");
+    // a value that spans several chunks comes back whole
+    c.send(b"mg big v k\r\n");
+    assert_eq!(c.read_line(), "VA 1000000 kbig\r\n");
+    let v = c.read_exact(1_000_002);
+    assert!(v[..1_000_000].iter().all(|&b| b == b'b') && v.ends_with(b"\r\n"));
     // the value may arrive byte by byte
     for &b in b"ms slow 5 T0\r\nhello\r\n" {
         c.send(&[b]);

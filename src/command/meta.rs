@@ -339,8 +339,8 @@ fn get_and_reply(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx, complete: bool
             break;
         }
         // Miss with N: create an empty placeholder whose win token is taken
-        // by this client, atomically, so every other reader sees Z.
-        // the TTL the new item ends with: the last of N and T in flag order
+        // by this client, atomically, so every other reader sees Z. Its TTL
+        // is the last of N and T in flag order.
         let exptime = req
             .flags()
             .iter()
