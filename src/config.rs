@@ -501,8 +501,9 @@ where
             Some(b'm' | b'M') => t[..t.len() - 1].parse::<u64>().ok(),
             _ => t.parse::<u64>().ok(),
         };
-        c.memory_limit_mb =
-            mb.ok_or_else(|| UsageError(format!("Invalid value for -m: \"{v}\"")))?;
+        c.memory_limit_mb = mb
+            .filter(|mb| *mb < 1 << 40)
+            .ok_or_else(|| UsageError(format!("Invalid value for -m: \"{v}\"")))?;
     }
     c.evict_to_free = !m.get_flag("disable-evictions");
     if let Some(v) = s("conn-limit") {
@@ -944,6 +945,7 @@ mod tests {
         );
         assert!(refused(&["-p", "abc"]).contains("-p"));
         assert!(refused(&["-m", "abc"]).contains("-m"));
+        assert!(refused(&["-m", "99999999999999999"]).contains("-m"));
         assert_eq!(refused(&["-o", "bogus"]), "Illegal suboption \"bogus\"");
         assert_eq!(
             refused(&["-o", "idle_timeout"]),

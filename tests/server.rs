@@ -147,6 +147,28 @@ fn idle_timeout_closes_idle_connections_only() {
     assert!(closed, "idle connection was not closed within 6 s");
     busy.send(b"version\r\n");
     expect_version_reply(&mut busy);
+    let kicks: u64 = busy.stats("")["idle_kicks"].parse().unwrap();
+    assert!(kicks >= 1, "idle_kicks {kicks}");
+}
+
+#[test]
+fn no_maxconns_fast_queues_connections_beyond_the_limit() {
+    if against_memcached() {
+        return; // memcached's limit counts reserved fds
+    }
+    let s = Server::start(&["-c", "2", "-o", "no_maxconns_fast"]);
+    let mut a = s.connect();
+    a.send(b"version\r\n");
+    expect_version_reply(&mut a);
+    let mut b = s.connect();
+    b.send(b"version\r\n");
+    expect_version_reply(&mut b);
+    // The third waits in the backlog: no reply, no rejection.
+    let mut c = s.connect();
+    c.send(b"version\r\n");
+    assert_eq!(peek(&mut c, Duration::from_millis(500)), Peek::Nothing);
+    drop(a);
+    expect_version_reply(&mut c);
 }
 
 #[test]

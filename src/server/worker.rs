@@ -164,6 +164,7 @@ impl Worker {
                     .fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
+            log::debug!("<{fd} new client connection from {}", info.addr);
             self.registry.lock().insert(idx, info);
             self.conns[idx] = Some(conn);
         }
@@ -193,6 +194,7 @@ impl Worker {
         if let Some(mut conn) = self.conns.get_mut(idx).and_then(Option::take) {
             let _ = self.poll.registry().deregister(conn.sock.source());
             conn.release_buffers(&mut self.pool);
+            log::debug!("<{} connection closed.", conn.info.fd);
             self.registry.lock().remove(&idx);
             self.free.push(idx);
             self.shared
