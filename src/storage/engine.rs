@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     pub get_flushed: AtomicU64,
     pub slabs_moved: AtomicU64,
     pub automove: AtomicU32,
+    /// Automove hysteresis: (candidate destination class, checks in a row).
+    pub automove_streak: Mutex<(usize, u32)>,
     pub limit_bytes: AtomicU64,
     pub stop: AtomicBool,
     pub reassign_running: AtomicBool,
@@ -174,6 +176,7 @@ impl Inner {
             get_flushed: AtomicU64::new(0),
             slabs_moved: AtomicU64::new(0),
             automove: AtomicU32::new(cfg.slab_automove),
+            automove_streak: Mutex::new((0, 0)),
             limit_bytes: AtomicU64::new(cfg.memory_limit as u64),
             stop: AtomicBool::new(false),
             reassign_running: AtomicBool::new(false),
@@ -524,81 +527,113 @@ impl Inner {
         false
     }
 
-    /// One free chunk of `cls`, reclaiming or evicting as needed.
+    /// One free chunk for an item of class `cls`: from the class itself
+    /// (free list, a new page, reclaiming or evicting), else borrowed from the
+    /// nearest larger class that has pages (a fine class with no page of its
+    /// own), else from a page taken from another class.
     fn alloc_chunk(&self, cls: usize, held: Option<usize>, protect: Ref) -> Option<Ref> {
-        let now = clock::now();
         for round in 0..3 {
-            let mut cs = self.lock_class(cls);
-            for _ in 0..64 {
-                if let Some(r) = cs.pop_free(&self.arena) {
-                    let h = self.chunk(r).hdr();
-                    h.clsid.store(cls as u8, Relaxed);
+            if let Some(r) = self.alloc_in(cls, held, protect) {
+                return Some(r);
+            }
+            if let Some(c2) =
+                (cls + 1..self.classes.len()).find(|&c| !self.cstate[c].lock().pages.is_empty())
+            {
+                if let Some(r) = self.alloc_in(c2, held, protect) {
                     return Some(r);
                 }
-                if self.grab_page(cls, &mut cs) {
-                    continue;
-                }
-                self.balance(&mut cs, 8);
-                let evict = self.cfg.evict_to_free;
-                // Expired items anywhere first, then the COLD tail, then the
-                // others if COLD is empty; TEMP only gives up expired items.
-                if cs.lru[COLD as usize].count < 8 {
-                    self.refill_cold(&mut cs, 64);
-                }
-                if self.pull_tail(&mut cs, COLD, held, protect, evict, now, false)
-                    || self.pull_tail(&mut cs, TEMP, held, protect, false, now, false)
-                    || self.pull_tail(&mut cs, HOT, held, protect, evict, now, false)
-                {
-                    cs.c.direct_reclaims += 1;
-                    continue;
-                }
-                // Everything at the tails was active or busy: evict anyway
-                // rather than fail the write.
-                if evict
-                    && (self.pull_tail(&mut cs, COLD, held, protect, true, now, true)
-                        || self.pull_tail(&mut cs, HOT, held, protect, true, now, true)
-                        || self.pull_tail(&mut cs, WARM, held, protect, true, now, true))
-                {
-                    continue;
-                }
+            }
+            if round == 2 || !self.cfg.slab_reassign || !self.steal_page(cls, held, protect) {
                 break;
             }
-            // Nothing to take in this class: pull a page from another class
-            // if this one is starved (no items to evict), as automove would.
-            let starved =
-                cs.items() < 2 * self.classes[cls].per_page as u64 || !self.cfg.evict_to_free;
-            if round == 2 || !self.cfg.slab_reassign || !starved {
-                cs.c.outofmemory += 1;
-                return None;
+        }
+        self.lock_class(cls).c.outofmemory += 1;
+        None
+    }
+
+    /// A chunk of exactly class `cls`, or None when the class has nothing to
+    /// give (no free chunk, no page to take, nothing it may evict).
+    fn alloc_in(&self, cls: usize, held: Option<usize>, protect: Ref) -> Option<Ref> {
+        let now = clock::now();
+        let mut cs = self.lock_class(cls);
+        for _ in 0..64 {
+            if let Some(r) = cs.pop_free(&self.arena) {
+                let h = self.chunk(r).hdr();
+                h.clsid.store(cls as u8, Relaxed);
+                return Some(r);
             }
-            drop(cs);
-            if !self.steal_page(cls, held, protect) {
-                let mut cs = self.lock_class(cls);
-                cs.c.outofmemory += 1;
-                return None;
+            if self.grab_page(cls, &mut cs) {
+                continue;
             }
+            self.balance(&mut cs, 8);
+            let evict = self.cfg.evict_to_free;
+            // Expired items anywhere first, then the COLD tail, then the
+            // others if COLD is empty; TEMP only gives up expired items.
+            if cs.lru[COLD as usize].count < 8 {
+                self.refill_cold(&mut cs, 64);
+            }
+            if self.pull_tail(&mut cs, COLD, held, protect, evict, now, false)
+                || self.pull_tail(&mut cs, TEMP, held, protect, false, now, false)
+                || self.pull_tail(&mut cs, HOT, held, protect, evict, now, false)
+            {
+                cs.c.direct_reclaims += 1;
+                continue;
+            }
+            // Everything at the tails was active or busy: evict anyway
+            // rather than fail the write.
+            if evict
+                && (self.pull_tail(&mut cs, COLD, held, protect, true, now, true)
+                    || self.pull_tail(&mut cs, HOT, held, protect, true, now, true)
+                    || self.pull_tail(&mut cs, WARM, held, protect, true, now, true))
+            {
+                continue;
+            }
+            break;
         }
         None
     }
 
-    /// Frees a page from the class holding the most pages into the pool.
+    /// Frees a page of another class into the pool for `dst`: first a page
+    /// with no live items anywhere, else one from the class with the most
+    /// pages, else (every class down to one page, as with many classes and
+    /// a small `-m`) the only page of the class whose oldest item is oldest.
     fn steal_page(&self, dst: usize, held: Option<usize>, protect: Ref) -> bool {
-        let mut best = 0;
-        let mut best_pages = 1;
+        let now = clock::now();
+        // (class, pages, free chunks, age of oldest item)
+        let mut rows = Vec::new();
         for cls in 1..self.classes.len() {
             if cls == dst {
                 continue;
             }
-            let n = self.cstate[cls].lock().pages.len();
-            if n > best_pages {
-                best = cls;
-                best_pages = n;
+            let cs = self.lock_class(cls);
+            if cs.pages.is_empty() {
+                continue;
+            }
+            let age = [COLD, WARM, HOT, TEMP]
+                .iter()
+                .map(|&s| cs.lru[s as usize].tail)
+                .find(|&r| r != NIL)
+                .map(|r| now.saturating_sub(self.chunk(r).hdr().time.load(Relaxed)))
+                .unwrap_or(u32::MAX);
+            rows.push((cls, cs.pages.len(), cs.free.count as usize, age));
+        }
+        let per = |c: usize| self.classes[c].per_page;
+        let mut order: Vec<(usize, bool)> = Vec::new();
+        for r in rows.iter().filter(|r| r.2 >= per(r.0)) {
+            order.push((r.0, true));
+        }
+        if self.cfg.evict_to_free {
+            if let Some(r) = rows.iter().filter(|r| r.1 > 1).max_by_key(|r| r.1) {
+                order.push((r.0, false));
+            }
+            if let Some(r) = rows.iter().max_by_key(|r| r.3) {
+                order.push((r.0, false));
             }
         }
-        if best == 0 {
-            return false;
-        }
-        self.move_page_out(best, held, protect, !self.cfg.evict_to_free)
+        order
+            .into_iter()
+            .take(4)
+            .any(|(cls, only_free)| self.move_page_out(cls, held, protect, only_free))
     }
 
     /// Evacuates one page of `src` into the pool. With `only_free`, only a

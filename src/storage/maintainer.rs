@@ -14,9 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Like memcached's `slab_automove_ratio` (0.8 there, over 30 s windows; lower
-/// here for hysteresis with short windows): move when the youngest evicting
+/// here, and required for several checks in a row, for hysteresis): move when the youngest evicting
 /// class's tail age is below this fraction of the oldest class's.
-const AUTOMOVE_RATIO: f64 = 0.5;
+const AUTOMOVE_RATIO: f64 = 0.3;
+/// Consecutive checks the gap must persist before pages move.
+const AUTOMOVE_SUSTAIN: u32 = 5;
 const AUTOMOVE_EVERY: Duration = Duration::from_millis(100);
 const CRAWL_EVERY: Duration = Duration::from_secs(2);
 
@@ -158,11 +160,21 @@ fn automove(inner: &Inner, window: f64) {
     else {
         return;
     };
+    // Only a gap that persists moves pages: every move evicts a page worth
+    // of items, so reacting to noise costs hits.
     let ratio = dst.2 / src.2.max(1e-9);
+    let mut streak = inner.automove_streak.lock();
+    if ratio < AUTOMOVE_RATIO && streak.0 == dst.0 {
+        streak.1 += 1;
+    } else {
+        *streak = (dst.0, u32::from(ratio < AUTOMOVE_RATIO));
+    }
+    let sustained = streak.1 >= AUTOMOVE_SUSTAIN;
+    drop(streak);
     let pages = match mode {
         2 => 1,
-        _ if ratio < 0.25 => 4,
-        _ if ratio < AUTOMOVE_RATIO => 1,
+        _ if sustained && ratio < AUTOMOVE_RATIO / 4.0 => 4,
+        _ if sustained => 1,
         _ => 0,
     };
     for _ in 0..pages.min(src.1 - 1) {

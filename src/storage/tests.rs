@@ -369,8 +369,9 @@ fn size_shift_rebalances_pages() {
             ),
             "b{i}"
         );
-        if i % 200 == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        // Paced (~3 s in all) so the maintainer sees a sustained shift.
+        if i % 100 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
     let newest = (n * 3 / 4..n)
