@@ -441,7 +441,7 @@ fn udp_request(sock: &std::net::UdpSocket, port: u16, rid: u16, payload: &[u8]) 
 #[test]
 fn udp_get_and_set_with_memcached_framing() {
     let port = free_udp_port();
-    let s = Server::start(&["-U", &port.to_string()]);
+    let s = Server::start(&["-U", &port.to_string(), "-t", "2"]);
     let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut reply = Vec::new();
@@ -478,6 +478,24 @@ fn udp_get_and_set_with_memcached_framing() {
     // TCP sees what UDP stored.
     let mut c = s.connect();
     c.roundtrip(b"get small\r\n", b"VALUE small 5 3\r\nabc\r\nEND\r\n");
+    // Like memcached, each of the 2 threads' UDP sockets is a connection.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.stats("")["curr_connections"] != "3" {
+        assert!(Instant::now() < deadline, "curr_connections never 3");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.send(b"stats conns\r\n");
+    let mut udp_rows = 0;
+    loop {
+        let l = c.read_line();
+        if l == "END\r\n" {
+            break;
+        }
+        if l.ends_with(":UDP UDP\r\n") {
+            udp_rows += 1;
+        }
+    }
+    assert_eq!(udp_rows, 2);
 }
 
 #[test]

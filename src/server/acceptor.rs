@@ -32,6 +32,8 @@ pub struct Acceptor {
     control: Arc<ControlInner>,
     /// At the connection limit with no_maxconns_fast: not accepting.
     paused: bool,
+    /// UDP "connections" included in curr_connections but not in `-c`.
+    udp_conns: u64,
 }
 
 impl Acceptor {
@@ -42,6 +44,7 @@ impl Acceptor {
         workers: Vec<(Sender<NewConn>, Arc<Waker>)>,
         shared: Arc<Shared>,
         control: Arc<ControlInner>,
+        udp_conns: u64,
     ) -> io::Result<Acceptor> {
         let mut ls = Vec::with_capacity(listeners.len());
         for (i, mut l) in listeners.into_iter().enumerate() {
@@ -66,6 +69,7 @@ impl Acceptor {
             shared,
             control,
             paused: false,
+            udp_conns,
         })
     }
 
@@ -115,6 +119,7 @@ impl Acceptor {
             .server_stats
             .curr_connections
             .load(Ordering::Relaxed)
+            .saturating_sub(self.udp_conns)
             >= self.shared.config.conn_limit as u64
     }
 

@@ -73,6 +73,8 @@ pub struct ControlInner {
     pub registries: Vec<Arc<Registry>>,
     /// (fd, name) of each listening socket.
     pub listeners: Vec<(i32, String)>,
+    /// (fd, name) of each per-thread UDP socket.
+    pub udp: Vec<(i32, String)>,
     /// Relative time the listeners were opened (their "last command").
     pub started: u32,
 }
@@ -103,6 +105,18 @@ impl ServerControl for Control {
                         format!("{fd}:secs_since_last_cmd"),
                         now.saturating_sub(self.0.started).to_string(),
                     ),
+                ],
+            ));
+        }
+        let since_start = now.saturating_sub(self.0.started).to_string();
+        for (fd, name) in &self.0.udp {
+            rows.push((
+                *fd,
+                vec![
+                    (format!("{fd}:UDP"), "UDP".into()),
+                    (format!("{fd}:addr"), name.clone()),
+                    (format!("{fd}:state"), "conn_read".into()),
+                    (format!("{fd}:secs_since_last_cmd"), since_start.clone()),
                 ],
             ));
         }

@@ -72,13 +72,23 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
         registries.push(Arc::new(Registry::default()));
         stats.push(Arc::new(WorkerStats::default()));
     }
-    // UDP threads count into their own blocks, summed by `stats` like workers'.
-    let udp_stats: Vec<Arc<WorkerStats>> = udp_sockets
-        .iter()
-        .map(|_| Arc::new(WorkerStats::default()))
-        .collect();
+    // Like memcached, every UDP socket is served by `-t` threads, each on
+    // its own dup of the socket (one "UDP connection" per thread). They
+    // count into their own blocks, summed by `stats` like the workers'.
+    let mut udp_conns = Vec::new();
+    for sock in &udp_sockets {
+        let name = sock
+            .local_addr()
+            .map(|a| format!("udp:{a}"))
+            .unwrap_or_else(|_| "udp".into());
+        for _ in 0..n {
+            let s = sock.try_clone()?;
+            udp_conns.push((s, name.clone(), Arc::new(WorkerStats::default())));
+        }
+    }
+    drop(udp_sockets);
     let mut all_stats = stats.clone();
-    all_stats.extend(udp_stats.iter().cloned());
+    all_stats.extend(udp_conns.iter().map(|u| u.2.clone()));
     let _ = shared.workers.set(all_stats);
     let inner = Arc::new(ControlInner {
         stop: Default::default(),
@@ -88,15 +98,21 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
             .iter()
             .map(|l| (listener_fd(l), l.name().to_string()))
             .collect(),
+        udp: udp_conns
+            .iter()
+            .map(|(s, name, _)| (s.as_raw_fd(), name.clone()))
+            .collect(),
         started: crate::clock::now(),
     });
     let _ = shared.control.set(Box::new(Control(inner.clone())));
-    // memcached counts its listening connections in these two.
+    // memcached counts its listening and UDP connections in these (and
+    // the UDP ones in curr_connections too).
     let ss = &shared.server_stats;
-    ss.total_connections
-        .store(listeners.len() as u64, Ordering::Relaxed);
-    ss.connection_structures
-        .store(listeners.len() as u64, Ordering::Relaxed);
+    let udp_count = udp_conns.len() as u64;
+    let fixed = listeners.len() as u64 + udp_count;
+    ss.total_connections.store(fixed, Ordering::Relaxed);
+    ss.connection_structures.store(fixed, Ordering::Relaxed);
+    ss.curr_connections.store(udp_count, Ordering::Relaxed);
 
     let mut threads = Vec::with_capacity(n);
     for (i, ((poll, rx), (registry, st))) in polls
@@ -121,9 +137,9 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
         );
     }
     let udp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for (i, (sock, st)) in udp_sockets.into_iter().zip(udp_stats).enumerate() {
-        if let Ok(a) = sock.local_addr() {
-            log::info!("listening on udp:{a}");
+    for (i, (sock, name, st)) in udp_conns.into_iter().enumerate() {
+        if i % n == 0 {
+            log::info!("listening on {name}");
         }
         let (sh, stop) = (shared.clone(), udp_stop.clone());
         threads.push(
@@ -142,6 +158,7 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
         handoffs,
         shared.clone(),
         inner.clone(),
+        udp_count,
     )?;
     acc.run();
 
