@@ -16,7 +16,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 PROFILE="${MEMCRAB_PROFILE:-debug}"
-VENV="${MEMCRAB_VENV:-$ROOT/target/test-venv}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+VENV="${MEMCRAB_VENV:-$TARGET_DIR/test-venv}"
 STARTED_PIDS=()
 
 cleanup() {
@@ -70,7 +71,7 @@ if [ "${MEMCRAB_TEST_SERVER:-}" = memcached ]; then
     BIN=/usr/bin/memcached
     SERVER_EXTRA=(-u root)
 else
-    BIN="$ROOT/target/$PROFILE/memcrab"
+    BIN="$TARGET_DIR/$PROFILE/memcrab"
     SERVER_EXTRA=()
 fi
 [ -x "$BIN" ] || die "server binary $BIN not found"
