@@ -346,4 +346,86 @@ mod tests {
             "OK\r\nVALUE foo:1 0 1\r\nx\r\nEND\r\nRESET\r\nEND\r\n"
         );
     }
+
+    /// Random request streams: no panic, and the replies do not depend on
+    /// how the bytes are split into reads.
+    #[test]
+    fn replies_independent_of_read_boundaries() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let words: &[&[u8]] = &[
+            b"get",
+            b"gets",
+            b"gat",
+            b"set",
+            b"add",
+            b"cas",
+            b"append",
+            b"incr",
+            b"decr",
+            b"delete",
+            b"touch",
+            b"flush_all",
+            b"version",
+            b"verbosity",
+            b"stats",
+            b"k1",
+            b"k2",
+            b"0",
+            b"1",
+            b"5",
+            b"-1",
+            b"noreply",
+            b"99999999999",
+            b"abc",
+            b"\r\n",
+            b"\n",
+            b"hello",
+            b"  ",
+            b"\x00",
+            b"4294967296",
+            b"1500",
+        ];
+        for _ in 0..300 {
+            let mut input = Vec::new();
+            for _ in 0..rnd(40) {
+                input.extend_from_slice(words[rnd(words.len() as u64) as usize]);
+                input.push(if rnd(4) == 0 { b'\n' } else { b' ' });
+            }
+            // Fresh servers: the replies must not depend on earlier cases.
+            let mut whole = Conn::new();
+            let (a, close_a) = whole.feed(&input);
+            let mut split = Conn::new();
+            let mut b = Vec::new();
+            let mut close_b = false;
+            let mut i = 0;
+            while i < input.len() && !close_b {
+                let n = (1 + rnd(7) as usize).min(input.len() - i);
+                let (r, c) = split.feed(&input[i..i + n]);
+                b.extend_from_slice(&r);
+                close_b = c;
+                i += n;
+            }
+            // Drop CAS uniques and stats (they differ between the servers).
+            let norm = |v: &[u8]| -> String {
+                String::from_utf8_lossy(v)
+                    .lines()
+                    .filter(|l| !l.starts_with("STAT "))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            assert_eq!(
+                norm(&a),
+                norm(&b),
+                "input {:?}",
+                String::from_utf8_lossy(&input)
+            );
+            assert_eq!(close_a, close_b);
+        }
+    }
 }
