@@ -609,4 +609,96 @@ mod tests {
         assert_eq!(t.run(b"ma cnt MD D3 v\r\n"), "VA 1\r\n7\r\n");
         assert_eq!(t.run(b"ma cnt q\r\nma nope q\r\nmn\r\n"), "NF\r\nMN\r\n");
     }
+
+    /// Random lines and data built from meta tokens never panic and always
+    /// answer or wait for more input (no unwrap on client bytes).
+    #[test]
+    fn random_input_never_panics() {
+        let t = T::new();
+        let ctx = Ctx {
+            shared: &t.shared,
+            stats: &t.stats,
+        };
+        let pieces: &[&[u8]] = &[
+            b"mg",
+            b"ms",
+            b"md",
+            b"ma",
+            b"mn",
+            b"me",
+            b"k",
+            b"Zm9v",
+            b"====",
+            b"v",
+            b"q",
+            b"b",
+            b"N",
+            b"N-1",
+            b"T",
+            b"T99999999999",
+            b"R5",
+            b"C",
+            b"C0",
+            b"E",
+            b"E7",
+            b"F-1",
+            b"M",
+            b"ME",
+            b"MZ",
+            b"J",
+            b"D99999999999999999999",
+            b"O",
+            b"Ox",
+            b"I",
+            b"x",
+            b"t",
+            b"c",
+            b"s",
+            b"h",
+            b"l",
+            b"u",
+            b"f",
+            b"0",
+            b"3",
+            b"-1",
+            b"2147483647",
+            b"\xff",
+            b"\t",
+            b"",
+            b" ",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let mut line = Vec::new();
+            for _ in 0..(next() % 8) {
+                line.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
+                if next() % 4 != 0 {
+                    line.push(b' ');
+                }
+            }
+            let rest: Vec<u8> = (0..next() % 8)
+                .map(|_| b"ab\r\n"[(next() % 4) as usize])
+                .collect();
+            let mut out = Vec::new();
+            match handle(&line, &rest, &mut out, &ctx) {
+                Step::NeedMore => assert!(out.is_empty(), "{line:?}"),
+                Step::Done(n) | Step::Close(n) => {
+                    assert!(n <= rest.len(), "{line:?}");
+                    assert!(!out.is_empty() || line_is_quiet(&line), "{line:?}");
+                }
+                Step::Swallow { consumed, .. } => assert!(consumed <= rest.len()),
+            }
+        }
+    }
+
+    /// A quiet command may legitimately answer nothing.
+    fn line_is_quiet(line: &[u8]) -> bool {
+        line.split(|&b| b == b' ').any(|t| t == b"q")
+    }
 }
