@@ -144,6 +144,24 @@ fn too_large_values_are_swallowed() {
 }
 
 #[test]
+fn largest_value_is_memcacheds() {
+    // At -I 1m memcached takes 1048516 bytes under key "k" (header, CAS,
+    // key, "\r\n" fill the rest), 4 fewer with non-zero flags.
+    let s = Server::start(&[]);
+    for (flags, len, want) in [
+        (0, 1_048_516, "STORED\r\n"),
+        (0, 1_048_517, "SERVER_ERROR object too large for cache\r\n"),
+        (5, 1_048_512, "STORED\r\n"),
+        (5, 1_048_513, "SERVER_ERROR object too large for cache\r\n"),
+    ] {
+        let mut req = format!("set k {flags} 0 {len}\r\n").into_bytes();
+        req.resize(req.len() + len, b'v');
+        req.extend_from_slice(b"\r\n");
+        assert_eq!(shown(&exchange(&s, &req)), want, "flags {flags} len {len}");
+    }
+}
+
+#[test]
 fn flush_all_refused_with_dash_f() {
     let s = Server::start(&["-F"]);
     let req = b"set k 0 0 1\r\nx\r\nflush_all\r\nflush_all abc\r\nflush_all noreply\r\nget k\r\n";

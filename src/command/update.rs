@@ -5,10 +5,11 @@ use super::Ctx;
 use crate::clock::{self, RelTime};
 use crate::storage::{DeleteRequest, SetMode, StoreOutcome, StoreRequest};
 
-/// memcached's per-item header (48 bytes + 8 for CAS) plus the key's NUL and
+/// memcached's per-item header (48 bytes; +8 with CAS) plus the key's NUL and
 /// the value's "\r\n": used to refuse a value larger than `-I` before its data
-/// block arrives, so it can be swallowed instead of buffered.
-const ITEM_HEADER_ESTIMATE: usize = 48 + 8 + 1 + 2;
+/// block arrives, so it can be swallowed instead of buffered. With it the
+/// largest accepted value is byte-for-byte memcached's (checked at -I 1m).
+const ITEM_HEADER_ESTIMATE: usize = 48 + 1 + 2;
 
 /// One write command, independent of the protocol it came in.
 #[derive(Clone, Copy, Debug)]
@@ -34,8 +35,13 @@ impl<'a> Update<'a> {
 
     /// Is a value of `value_len` bytes certainly too large for `-I`?
     pub fn too_large(&self, ctx: &Ctx, value_len: usize) -> bool {
-        let max = ctx.shared.store.config().item_size_max;
-        value_len.saturating_add(self.key.len() + ITEM_HEADER_ESTIMATE) > max
+        let cfg = ctx.shared.store.config();
+        // memcached stores the CAS unique (unless -C) and non-zero client
+        // flags in 8 and 4 extra header bytes.
+        let cas = if cfg.use_cas { 8 } else { 0 };
+        let flags = if self.flags != 0 { 4 } else { 0 };
+        let header = ITEM_HEADER_ESTIMATE + cas + flags;
+        value_len.saturating_add(self.key.len() + header) > cfg.item_size_max
     }
 
     /// Refused before the data block arrived because of `too_large`.
