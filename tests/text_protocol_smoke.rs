@@ -280,7 +280,7 @@ const GOLDEN: &[(&[u8], &[u8])] = &[
     (b"slabs reassign 1\r\n", b"ERROR\r\n"),
     (b"slabs reassign a b\r\n", b"CLIENT_ERROR bad command line format\r\n"),
     (b"slabs reassign 1 1\r\n", b"SAME src and dst class are identical\r\n"),
-    (b"slabs reassign 99 1\r\n", b"BADCLASS invalid src or dst class id\r\n"),
+    (b"slabs reassign 9999 1\r\n", b"BADCLASS invalid src or dst class id\r\n"),
     (b"slabs foo\r\n", b"ERROR\r\n"),
     (b"lru_crawler crawl 1\r\n", b"OK\r\n"),
     (b"lru_crawler crawl x\r\n", b"BADCLASS invalid class id\r\n"),
