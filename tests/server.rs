@@ -644,3 +644,51 @@ fn listens_on_ipv6_and_host_port_entries() {
         expect_version_reply(&mut c);
     }
 }
+
+#[test]
+fn connection_churn_leaves_counters_balanced() {
+    let s = Server::start(&["-t", "3"]);
+    let port = s.port;
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    let mut st = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    match (t + i) % 4 {
+                        // a partial line, then gone
+                        0 => st.write_all(b"get some_ke").unwrap(),
+                        // a set whose data block never completes
+                        1 => st.write_all(b"set k 0 0 100\r\nabc").unwrap(),
+                        // pipelined requests, replies never read
+                        2 => st.write_all(&b"version\r\n".repeat(500)).unwrap(),
+                        // a full exchange
+                        _ => {
+                            st.write_all(b"version\r\n").unwrap();
+                            let mut b = [0u8; 64];
+                            let _ = st.read(&mut b).unwrap();
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut c = s.connect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = c.stats("");
+        if st["curr_connections"] == "1" {
+            let total: u64 = st["total_connections"].parse().unwrap();
+            assert!(total > 8 * 40, "total_connections {total}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "curr_connections stuck at {}",
+            st["curr_connections"]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
