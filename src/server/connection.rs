@@ -21,37 +21,85 @@ const RBUF_INIT: usize = 16 * 1024;
 const WBUF_INIT: usize = 16 * 1024;
 /// Output capacity worth keeping in the pool; bigger buffers are freed.
 const WBUF_KEEP: usize = 64 * 1024;
-/// Buffers of each kind a worker keeps for reuse.
+/// Standard-size buffers of each kind a worker keeps for reuse.
 const POOL_KEEP: usize = 32;
+/// Grown buffers up to this size are worth keeping (e.g. for 100 KB values).
+const BIG_MAX: usize = 2 << 20;
+/// Bytes of grown buffers of each kind a worker keeps.
+const BIG_BUDGET: usize = 2 << 20;
 
 /// A worker's spare buffers. A connection holds buffers only while it has
 /// unprocessed input or unwritten output; otherwise they go back here, so
 /// thousands of idle connections cost no buffer memory and a busy worker
-/// reuses the same few buffers without allocating.
+/// reuses the same few buffers without allocating. Buffers that grew for
+/// large values are kept too, within a byte budget, so a workload of large
+/// values does not re-grow (and re-copy) a buffer for every request.
 #[derive(Default)]
 pub struct BufPool {
     rbufs: Vec<Vec<u8>>,
     wbufs: Vec<Vec<u8>>,
+    big_r: Vec<Vec<u8>>,
+    big_r_bytes: usize,
+    big_w: Vec<Vec<u8>>,
+    big_w_bytes: usize,
 }
 
 impl BufPool {
     fn take_r(&mut self) -> Vec<u8> {
+        if let Some(b) = self.big_r.pop() {
+            self.big_r_bytes -= b.len();
+            return b;
+        }
         self.rbufs.pop().unwrap_or_else(|| vec![0; RBUF_INIT])
     }
     fn put_r(&mut self, b: Vec<u8>) {
-        if b.len() == RBUF_INIT && self.rbufs.len() < POOL_KEEP {
-            self.rbufs.push(b);
+        if b.len() == RBUF_INIT {
+            if self.rbufs.len() < POOL_KEEP {
+                self.rbufs.push(b);
+            }
+        } else if b.len() <= BIG_MAX && self.big_r_bytes + b.len() <= BIG_BUDGET {
+            self.big_r_bytes += b.len();
+            self.big_r.push(b);
+        }
+    }
+    /// Replaces a full read buffer by a bigger one (at most `cap`), keeping
+    /// its first `used` bytes: a pooled big buffer if one is larger,
+    /// otherwise the buffer doubles.
+    fn grow_r(&mut self, buf: &mut Vec<u8>, used: usize, cap: usize) {
+        if let Some(pos) = self
+            .big_r
+            .iter()
+            .position(|b| b.len() > buf.len() && b.len() <= cap)
+        {
+            let mut big = self.big_r.swap_remove(pos);
+            self.big_r_bytes -= big.len();
+            big[..used].copy_from_slice(&buf[..used]);
+            let old = std::mem::replace(buf, big);
+            self.put_r(old);
+        } else {
+            let grown = (buf.len() * 2).min(cap);
+            buf.resize(grown, 0);
         }
     }
     fn take_w(&mut self) -> Vec<u8> {
+        if let Some(b) = self.big_w.pop() {
+            self.big_w_bytes -= b.capacity();
+            return b;
+        }
         self.wbufs
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(WBUF_INIT))
     }
     fn put_w(&mut self, mut b: Vec<u8>) {
         b.clear();
-        if b.capacity() >= WBUF_INIT && b.capacity() <= WBUF_KEEP && self.wbufs.len() < POOL_KEEP {
-            self.wbufs.push(b);
+        let cap = b.capacity();
+        if (WBUF_INIT..=WBUF_KEEP).contains(&cap) {
+            if self.wbufs.len() < POOL_KEEP {
+                self.wbufs.push(b);
+            }
+        } else if cap > WBUF_KEEP && cap <= BIG_MAX && self.big_w_bytes + cap <= BIG_BUDGET {
+            self.big_w_bytes += cap;
+            self.big_w.push(b);
         }
     }
 }
@@ -180,8 +228,7 @@ impl Connection {
             if self.rbuf.len() >= lim.rcap {
                 return Ok(0); // full: the protocol must consume first
             }
-            let grown = (self.rbuf.len() * 2).min(lim.rcap);
-            self.rbuf.resize(grown, 0);
+            pool.grow_r(&mut self.rbuf, self.rlen, lim.rcap);
         }
         loop {
             let room = self.rbuf.len() - self.rlen;
@@ -322,5 +369,42 @@ impl Connection {
                 return Outcome::Yield;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_reuses_grown_buffers_within_budget() {
+        let mut pool = BufPool::default();
+        let mut r = pool.take_r();
+        assert_eq!(r.len(), RBUF_INIT);
+        r[..5].copy_from_slice(b"hello");
+        pool.grow_r(&mut r, 5, 1 << 20);
+        assert_eq!(r.len(), 2 * RBUF_INIT);
+        assert_eq!(&r[..5], b"hello");
+        pool.put_r(r);
+        // The grown buffer comes back first, and growing prefers pooled ones.
+        let mut small = vec![0u8; RBUF_INIT];
+        small[..3].copy_from_slice(b"abc");
+        pool.grow_r(&mut small, 3, 1 << 20);
+        assert_eq!(small.len(), 2 * RBUF_INIT);
+        assert_eq!(&small[..3], b"abc");
+        assert_eq!(pool.rbufs.len(), 1, "the small one went back to the pool");
+        // Never above the budget, never buffers above BIG_MAX.
+        for _ in 0..100 {
+            pool.put_r(vec![0; 512 << 10]);
+        }
+        pool.put_r(vec![0; BIG_MAX + 1]);
+        assert!(pool.big_r_bytes <= BIG_BUDGET);
+        assert!(pool.big_r.iter().all(|b| b.len() <= BIG_MAX));
+        let mut w = pool.take_w();
+        w.extend_from_slice(&[1u8; 300 << 10]);
+        pool.put_w(w);
+        assert_eq!(pool.big_w.len(), 1);
+        let w = pool.take_w();
+        assert!(w.is_empty() && w.capacity() >= 300 << 10);
     }
 }
