@@ -692,3 +692,50 @@ fn connection_churn_leaves_counters_balanced() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn daemon_mode_writes_and_removes_pid_file() {
+    if against_memcached() {
+        return;
+    }
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let pidfile = std::env::temp_dir().join(format!("memcrab-test-{port}.pid"));
+    let status = Command::new(BIN)
+        .args(["-d", "-P", pidfile.to_str().unwrap(), "-U", "0"])
+        .args(["-l", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "the foreground process exits 0");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid: i32 = loop {
+        if let Some(p) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no pid file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stream = loop {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "daemon not listening");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut c = Conn::new(stream);
+    c.send(b"version\r\n");
+    expect_version_reply(&mut c);
+    // The daemon is our own grandchild; stop it by the pid it wrote.
+    unsafe { libc_kill(pid, 15) };
+    assert!(c.is_closed());
+    while pidfile.exists() {
+        assert!(Instant::now() < deadline, "pid file left behind");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -61,6 +61,8 @@ fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
 fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_reuse_address(true)?;
+    // Like memcached: accepted sockets inherit keepalive, so dead peers go away.
+    let _ = sock.set_keepalive(true);
     if addr.is_ipv6() {
         // One socket per family, like memcached's getaddrinfo loop.
         sock.set_only_v6(true)?;

@@ -172,6 +172,11 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
     if let Some(path) = &shared.config.unix_socket {
         let _ = std::fs::remove_file(path);
     }
+    if shared.config.daemonize {
+        if let Some(p) = &shared.config.pidfile {
+            let _ = std::fs::remove_file(p);
+        }
+    }
     log::info!("shut down");
     Ok(0)
 }
