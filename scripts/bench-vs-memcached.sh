@@ -153,6 +153,7 @@ ab() {
 }
 
 START=$(date +%s)
+LOAD_BEFORE=$(cut -d" " -f1 /proc/loadavg)
 if [ "$MODE" = compare ] || [ "$MODE" = all ]; then
     echo "== compare: memcrab vs memcached ($ROUNDS rounds x ${DUR}s)" >&2
     start_server memcrab "$MEMCRAB" 2; CR_PORT=$SRV_PORT CR_PID=$SRV_PID
@@ -181,13 +182,15 @@ if [ "$MODE" = noise ] || [ "$MODE" = all ]; then
     stop_server "$A_PID"; stop_server "$B_PID"
 fi
 ELAPSED=$(($(date +%s) - START))
+LOADS="$LOAD_BEFORE -> $(cut -d" " -f1 /proc/loadavg)"
+MC_VERSION=$("$MEMCACHED" -V 2>/dev/null || echo memcached)
 
 # ---- report: medians per (group, workload, server), ratios, markdown ----
 DESCS=""
 for wl in a b-pipe b-mget c d e f scale; do DESCS+="$wl=$(wl_desc $wl);"; done
-python3 - "$RESULTS" "$DESCS" "$ROUNDS" "$DUR" "$ELAPSED" <<'EOF'
+python3 - "$RESULTS" "$DESCS" "$ROUNDS" "$DUR" "$ELAPSED" "$LOADS" "$MC_VERSION" <<'EOF'
 import sys, statistics, collections, os, platform, subprocess
-path, descs, rounds, dur, elapsed = sys.argv[1:6]
+path, descs, rounds, dur, elapsed, loads, mcver = sys.argv[1:8]
 desc = dict(kv.split("=", 1) for kv in descs.split(";") if kv)
 runs = collections.defaultdict(list)   # (group, wl, server) -> [dict]
 order = []
@@ -224,7 +227,8 @@ for (g, w, s) in runs:
 
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 print(f"\nMachine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
-      f"memcached 1.6.18; {rounds} rounds x {dur}s, servers alternating, medians; nothing pinned; total {elapsed}s.\n")
+      f"{mcver}; {rounds} rounds x {dur}s, servers alternating, medians; nothing pinned; total {elapsed}s; "
+      f"1-min load average {loads} (other work on the machine shows up as noise).\n")
 
 def table(group, a, b, title):
     rows = [(g, w) for (g, w) in order if g == group]
