@@ -169,18 +169,25 @@ impl Acceptor {
         }
         ss.curr_connections.fetch_add(1, Ordering::Relaxed);
         ss.total_connections.fetch_add(1, Ordering::Relaxed);
-        let w = self.next % self.workers.len();
-        self.next = self.next.wrapping_add(1);
-        let (tx, waker) = &self.workers[w];
-        let nc = NewConn {
+        let mut nc = NewConn {
             sock,
             addr,
             listen_addr: self.listeners[i].1.clone(),
         };
-        if tx.send(nc).is_err() {
-            ss.curr_connections.fetch_sub(1, Ordering::Relaxed);
-            return;
+        // Round-robin; skip a worker whose thread is gone.
+        for _ in 0..self.workers.len() {
+            let w = self.next % self.workers.len();
+            self.next = self.next.wrapping_add(1);
+            let (tx, waker) = &self.workers[w];
+            match tx.send(nc) {
+                Ok(()) => {
+                    let _ = waker.wake();
+                    return;
+                }
+                Err(e) => nc = e.into_inner(),
+            }
         }
-        let _ = waker.wake();
+        log::error!("no worker thread left to take connections");
+        ss.curr_connections.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -178,7 +178,18 @@ impl Worker {
             shared: &self.shared,
             stats: &self.stats,
         };
-        match conn.drive(&ctx, &self.limits, &mut self.pool) {
+        // A bug that panics on one request must not take down the worker
+        // and every connection it serves: drop that connection instead.
+        let limits = &self.limits;
+        let pool = &mut self.pool;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            conn.drive(&ctx, limits, pool)
+        }))
+        .unwrap_or_else(|_| {
+            log::error!("request handling panicked; closing {}", conn.info.addr);
+            Outcome::Close
+        });
+        match outcome {
             Outcome::Idle => {}
             Outcome::Yield => {
                 if !conn.pending {
