@@ -245,7 +245,11 @@ fn rusage() -> (String, String) {
     (f(ru.ru_utime), f(ru.ru_stime))
 }
 
-/// `stats` with no argument.
+/// `stats` with no argument. The key set and order are memcached 1.6's,
+/// including its conditional groups (crawler, maintainer, idle_timeout), so
+/// scripts that count or index the lines keep working. Keys for machinery
+/// memcrab does not have (libevent, response objects, logger watchers, NAPI)
+/// are printed with neutral values; the README lists them.
 pub fn write_general(out: &mut Vec<u8>, ctx: &Ctx) {
     let shared = ctx.shared;
     let cfg = &shared.config;
@@ -260,6 +264,7 @@ pub fn write_general(out: &mut Vec<u8>, ctx: &Ctx) {
     stat(out, "uptime", now.saturating_sub(2));
     stat(out, "time", crate::clock::unix_time());
     stat(out, "version", crate::VERSION);
+    stat(out, "libevent", "none");
     stat(out, "pointer_size", usize::BITS);
     stat(out, "rusage_user", ru_user);
     stat(out, "rusage_system", ru_sys);
@@ -272,6 +277,18 @@ pub fn write_general(out: &mut Vec<u8>, ctx: &Ctx) {
         "connection_structures",
         load(&ss.connection_structures),
     );
+    for name in [
+        "response_obj_oom",
+        "response_obj_count",
+        "response_obj_bytes",
+        "read_buf_count",
+        "read_buf_bytes",
+        "read_buf_bytes_free",
+        "read_buf_oom",
+        "reserved_fds",
+    ] {
+        stat(out, name, 0);
+    }
     stat(out, "cmd_get", t.cmd_get);
     stat(out, "cmd_set", t.cmd_set);
     stat(out, "cmd_flush", t.cmd_flush);
@@ -296,31 +313,73 @@ pub fn write_general(out: &mut Vec<u8>, ctx: &Ctx) {
     stat(out, "store_no_memory", t.store_no_memory);
     stat(out, "auth_cmds", 0);
     stat(out, "auth_errors", 0);
+    if cfg.idle_timeout > 0 {
+        stat(out, "idle_kicks", load(&ss.idle_kicks));
+    }
     stat(out, "bytes_read", t.bytes_read);
     stat(out, "bytes_written", t.bytes_written);
     stat(out, "limit_maxbytes", st.limit_maxbytes);
     stat(out, "accepting_conns", 1);
-    stat(out, "idle_kicks", load(&ss.idle_kicks));
+    // memcrab never stops accepting: over -c it answers and closes instead.
+    stat(out, "listen_disabled_num", 0);
+    stat(out, "time_in_listen_disabled_us", 0);
     stat(out, "threads", cfg.threads);
     stat(out, "conn_yields", t.conn_yields);
     stat(out, "hash_power_level", st.hash_power_level);
     stat(out, "hash_bytes", st.hash_bytes);
+    stat(out, "hash_is_expanding", 0);
+    for name in [
+        "slab_reassign_rescues",
+        "slab_reassign_chunk_rescues",
+        "slab_reassign_evictions_nomem",
+        "slab_reassign_inline_reclaim",
+        "slab_reassign_busy_items",
+        "slab_reassign_busy_deletes",
+    ] {
+        stat(out, name, 0);
+    }
     stat(out, "slab_reassign_running", st.slab_reassign_running as u8);
     stat(out, "slabs_moved", st.slabs_moved);
-    stat(out, "lru_crawler_running", st.lru_crawler_running as u8);
-    stat(out, "lru_maintainer_juggles", st.lru_maintainer_juggles);
+    if cfg.lru_crawler {
+        stat(out, "lru_crawler_running", st.lru_crawler_running as u8);
+        stat(out, "lru_crawler_starts", 0);
+    }
+    if cfg.lru_maintainer {
+        stat(out, "lru_maintainer_juggles", st.lru_maintainer_juggles);
+    }
     stat(out, "malloc_fails", st.malloc_fails);
+    for name in [
+        "log_worker_dropped",
+        "log_worker_written",
+        "log_watcher_skipped",
+        "log_watcher_sent",
+        "log_watchers",
+        "unexpected_napi_ids",
+        "round_robin_fallback",
+    ] {
+        stat(out, name, 0);
+    }
     stat(out, "bytes", st.bytes);
     stat(out, "curr_items", st.curr_items);
     stat(out, "total_items", st.total_items);
+    stat(out, "slab_global_page_pool", 0);
     stat(out, "expired_unfetched", st.expired_unfetched);
     stat(out, "evicted_unfetched", st.evicted_unfetched);
-    stat(out, "evicted_active", st.evicted_active);
+    if cfg.lru_maintainer {
+        stat(out, "evicted_active", st.evicted_active);
+    }
     stat(out, "evictions", st.evictions);
     stat(out, "reclaimed", st.reclaimed);
     stat(out, "crawler_reclaimed", st.crawler_reclaimed);
-    stat(out, "moves_to_cold", st.moves_to_cold);
-    stat(out, "moves_to_warm", st.moves_to_warm);
+    stat(out, "crawler_items_checked", 0);
+    stat(out, "lrutail_reflocked", 0);
+    if cfg.lru_maintainer {
+        stat(out, "moves_to_cold", st.moves_to_cold);
+        stat(out, "moves_to_warm", st.moves_to_warm);
+        stat(out, "moves_within_lru", 0);
+        stat(out, "direct_reclaims", 0);
+        stat(out, "lru_bumps_dropped", 0);
+    }
     out.extend_from_slice(b"END\r\n");
 }
 
@@ -331,7 +390,8 @@ pub fn write_settings(out: &mut Vec<u8>, ctx: &Ctx) {
         .shared
         .verbosity
         .load(std::sync::atomic::Ordering::Relaxed);
-    stat(out, "maxbytes", c.memory_limit_mb << 20);
+    // cache_memlimit changes the limit at run time; the store has the current one.
+    stat(out, "maxbytes", ctx.shared.store.stats().limit_maxbytes);
     stat(out, "maxconns", c.conn_limit);
     stat(out, "tcpport", c.port);
     stat(out, "udpport", c.udp_port);

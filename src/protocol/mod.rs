@@ -29,6 +29,9 @@ pub struct Session {
     /// limit), so one pipelining client cannot starve the others on its
     /// worker. The server sets it; `Processed::yielded` says when it bit.
     pub max_requests: usize,
+    /// A request line was read and its data block is still arriving
+    /// (memcached's `conn_nread`, shown by `stats conns`).
+    pub in_data_block: bool,
 }
 
 /// Outcome of handling one request, given its line and the input after it.
@@ -77,6 +80,7 @@ pub fn process(
     let mut close = false;
     let mut yielded = false;
     let mut handled = 0;
+    session.in_data_block = false;
     while pos < input.len() {
         if session.swallow > 0 {
             let n = session.swallow.min(input.len() - pos);
@@ -108,7 +112,10 @@ pub fn process(
         };
         handled += 1;
         match step {
-            Step::NeedMore => break,
+            Step::NeedMore => {
+                session.in_data_block = true;
+                break;
+            }
             Step::Done(n) => pos += nl + 1 + n,
             Step::Swallow { consumed, swallow } => {
                 pos += nl + 1 + consumed;
