@@ -66,6 +66,8 @@ fn delete_set(s: &Store, k: &[u8]) {
     s.store(&StoreRequest::new(k, &[b'd'; 100], 0, 0, SetMode::Set));
 }
 
+type Op = fn(&Store, &[u8]);
+
 fn bench(c: &mut Criterion) {
     let s = store();
     let keys = Arc::new(keys());
@@ -73,8 +75,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
-    let ops: [(&str, fn(&Store, &[u8])); 3] =
-        [("get", get), ("set", set), ("delete+set", delete_set)];
+    let ops: [(&str, Op); 3] = [("get", get), ("set", set), ("delete+set", delete_set)];
     for (name, op) in ops {
         for threads in [1, 2, 4] {
             g.throughput(Throughput::Elements((OPS * threads) as u64));

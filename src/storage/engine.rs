@@ -532,19 +532,26 @@ impl Inner {
     /// nearest larger class that has pages (a fine class with no page of its
     /// own), else from a page taken from another class.
     fn alloc_chunk(&self, cls: usize, held: Option<usize>, protect: Ref) -> Option<Ref> {
-        for round in 0..3 {
+        // Failures here are mostly transient (tail items whose stripes other
+        // threads hold, chunks of items being written), so retry a few
+        // times before reporting out of memory.
+        for round in 0..8 {
             if let Some(r) = self.alloc_in(cls, held, protect) {
                 return Some(r);
             }
-            if let Some(c2) =
-                (cls + 1..self.classes.len()).find(|&c| !self.cstate[c].lock().pages.is_empty())
-            {
+            let larger = (cls + 1..self.classes.len())
+                .filter(|&c| !self.cstate[c].lock().pages.is_empty())
+                .take(3);
+            for c2 in larger {
                 if let Some(r) = self.alloc_in(c2, held, protect) {
                     return Some(r);
                 }
             }
-            if round == 2 || !self.cfg.slab_reassign || !self.steal_page(cls, held, protect) {
-                break;
+            if !self.cfg.slab_reassign || !self.steal_page(cls, held, protect) {
+                if round >= 2 && !self.cfg.evict_to_free {
+                    break;
+                }
+                std::thread::yield_now();
             }
         }
         self.lock_class(cls).c.outofmemory += 1;
