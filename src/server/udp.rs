@@ -27,8 +27,11 @@ pub fn bind_all(c: &crate::config::Config) -> io::Result<Vec<UdpSocket>> {
         return Ok(out);
     }
     let mut addrs: Vec<SocketAddr> = Vec::new();
+    let mut optional_v6 = false;
     if c.listen.is_empty() {
         addrs.push(SocketAddr::from(([0, 0, 0, 0], c.udp_port)));
+        addrs.push(SocketAddr::from(([0u16; 8], c.udp_port)));
+        optional_v6 = true; // hosts without IPv6 still start
     } else {
         for entry in &c.listen {
             let (host, _) = super::listener::split_host_port(entry, c.udp_port)
@@ -46,16 +49,30 @@ pub fn bind_all(c: &crate::config::Config) -> io::Result<Vec<UdpSocket>> {
         }
     }
     for a in addrs {
-        let s = UdpSocket::bind(a).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("failed to listen on UDP port {}: {e}", a.port()),
-            )
-        })?;
-        s.set_read_timeout(Some(Duration::from_millis(200)))?;
-        out.push(s);
+        match bind_one(a) {
+            Ok(s) => out.push(s),
+            Err(e) if optional_v6 && a.is_ipv6() => log::info!("not listening on udp {a}: {e}"),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("failed to listen on UDP port {}: {e}", a.port()),
+                ))
+            }
+        }
     }
     Ok(out)
+}
+
+fn bind_one(a: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(a), Type::DGRAM, Some(Protocol::UDP))?;
+    if a.is_ipv6() {
+        sock.set_only_v6(true)?; // the IPv4 socket serves IPv4
+    }
+    sock.bind(&a.into())?;
+    let s: UdpSocket = sock.into();
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    Ok(s)
 }
 
 /// Serves one UDP socket until `stop` is set.
