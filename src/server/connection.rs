@@ -8,6 +8,8 @@
 //! past `rcap` (an item plus its command line), and once more than
 //! `out_limit` bytes of replies wait for the client we stop reading until
 //! they drain, so a client that pipelines without reading cannot grow us.
+//! After `-R` requests in one turn the connection yields (`conn_yields`)
+//! and the worker comes back to it after its other ready connections.
 
 use super::control::{ConnInfo, ConnState};
 use crate::command::Ctx;
@@ -138,7 +140,7 @@ pub struct Limits {
     pub rcap: usize,
     /// Stop reading (and ask the protocol to stop) above this much output.
     pub out_limit: usize,
-    /// `-R`: read/process rounds per wakeup before yielding to others.
+    /// `-R`: requests (and read rounds) per turn before yielding to others.
     pub reqs_per_event: usize,
 }
 
@@ -257,12 +259,15 @@ impl Connection {
         }
     }
 
-    /// Runs the protocol over the unprocessed input. Returns bytes consumed.
-    fn process(&mut self, ctx: &Ctx, lim: &Limits, pool: &mut BufPool) -> usize {
+    /// Runs the protocol over the unprocessed input. Returns bytes consumed
+    /// and whether the `-R` request limit stopped it (time to yield).
+    fn process(&mut self, ctx: &Ctx, lim: &Limits, pool: &mut BufPool) -> (usize, bool) {
         self.info.set_state(ConnState::ParseCmd);
         if self.wbuf.capacity() == 0 {
             self.wbuf = pool.take_w();
         }
+        self.session.max_requests = lim.reqs_per_event;
+        let before = self.wbuf.len();
         let p = protocol::process(
             &mut self.session,
             &self.rbuf[..self.rlen],
@@ -279,10 +284,12 @@ impl Connection {
         if p.close {
             self.close_after_flush = true;
         }
-        // Leftover input is either an incomplete request (wait for bytes)
-        // or requests held back because the output is over its limit.
-        self.need_process = self.rlen > 0 && self.out_pending() > lim.out_limit;
-        consumed
+        // Leftover input is an incomplete request (wait for bytes), or
+        // requests held back by the output limit (back-pressure) or by the
+        // request limit (yield to the worker's other connections).
+        self.need_process = p.yielded && self.rlen > 0;
+        let request_limited = self.need_process && self.wbuf.len() - before <= lim.out_limit;
+        (consumed, request_limited)
     }
 
     /// Returns empty buffers to the pool (a grown read buffer is freed).
@@ -335,9 +342,14 @@ impl Connection {
             }
             let mut consumed = 0;
             if self.need_process {
-                consumed = self.process(ctx, lim, pool);
+                let request_limited;
+                (consumed, request_limited) = self.process(ctx, lim, pool);
                 if self.out_pending() > 0 && self.flush(ctx).is_err() {
                     return Outcome::Close;
+                }
+                if request_limited && !self.close_after_flush {
+                    ctx.stats.conn_yields.incr();
+                    return Outcome::Yield;
                 }
             }
             if got == 0 && consumed == 0 {
@@ -356,6 +368,8 @@ impl Connection {
                 }
                 self.info.set_state(if self.out_pending() > 0 {
                     ConnState::Mwrite
+                } else if self.session.in_data_block {
+                    ConnState::Nread
                 } else if self.rlen > 0 {
                     ConnState::Read
                 } else {
@@ -363,6 +377,7 @@ impl Connection {
                 });
                 return Outcome::Idle;
             }
+            // Backstop for clients whose requests trickle in one read at a time.
             rounds += 1;
             if rounds >= lim.reqs_per_event && (self.readable || self.need_process) {
                 ctx.stats.conn_yields.incr();

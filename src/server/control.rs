@@ -18,6 +18,7 @@ pub enum ConnState {
     Read = 1,
     ParseCmd = 2,
     Mwrite = 3,
+    Nread = 4,
 }
 
 impl ConnState {
@@ -26,7 +27,8 @@ impl ConnState {
             0 => "conn_waiting",
             1 => "conn_read",
             2 => "conn_parse_cmd",
-            _ => "conn_mwrite",
+            3 => "conn_mwrite",
+            _ => "conn_nread",
         }
     }
 }
