@@ -737,3 +737,45 @@ fn daemon_mode_writes_and_removes_pid_file() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn unread_large_replies_stop_reading_and_keep_memory_bounded() {
+    let s = Server::start(&["-t", "1"]);
+    let mut c = s.connect();
+    let value = vec![b'v'; 100 * 1024];
+    let mut set = format!("set big 0 0 {}\r\n", value.len()).into_bytes();
+    set.extend_from_slice(&value);
+    set.extend_from_slice(b"\r\n");
+    c.roundtrip(&set, b"STORED\r\n");
+    let base = s.rss_kib();
+    // Each 9-byte request asks for 100 KB; write until the server stops
+    // taking requests (bounded by a byte budget and a time limit).
+    let mut w = c.stream.try_clone().unwrap();
+    w.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let req = b"get big\r\n".repeat(1000);
+    let mut sent = 0usize;
+    let start = Instant::now();
+    while sent < (64 << 20) && start.elapsed() < Duration::from_secs(20) {
+        match w.write(&req) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    assert!(
+        sent < (64 << 20),
+        "server kept reading requests it could not answer"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let rss = s.rss_kib();
+    assert!(
+        rss < base + 48 * 1024,
+        "RSS grew from {base} KiB to {rss} KiB"
+    );
+    // Replies are intact when the client finally reads.
+    let mut want = format!("VALUE big 0 {}\r\n", value.len()).into_bytes();
+    want.extend_from_slice(&value);
+    want.extend_from_slice(b"\r\nEND\r\n");
+    for _ in 0..5 {
+        assert!(c.read_exact(want.len()) == want, "reply corrupted");
+    }
+}
