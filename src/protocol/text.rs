@@ -125,6 +125,11 @@ pub enum Request<'a> {
         /// The token after the group (`stats detail on`).
         arg: Option<&'a [u8]>,
     },
+    /// `stats cachedump <class> <limit>`.
+    CacheDump {
+        class: u32,
+        limit: u32,
+    },
     /// `slabs reassign <src> <dst>`.
     SlabsReassign {
         src: i64,
@@ -293,6 +298,15 @@ pub fn parse(line: &[u8]) -> Request<'_> {
         }
         b"slabs" => parse_slabs(&t),
         b"lru_crawler" => parse_lru_crawler(&t),
+        b"stats" if n > 1 && t.get(1) == b"cachedump" => {
+            if n < 4 {
+                return answer(b"CLIENT_ERROR bad command line", false);
+            }
+            match (strtoul32(t.get(2)), strtoul32(t.get(3))) {
+                (Some(class), Some(limit)) => Request::CacheDump { class, limit },
+                _ => answer(BAD_FORMAT, false),
+            }
+        }
         b"stats" => Request::Stats {
             group: if n > 1 { Some(t.get(1)) } else { None },
             arg: if n > 2 { Some(t.get(2)) } else { None },
@@ -681,6 +695,10 @@ pub fn handle(line: &[u8], rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
             stats(group, arg, out, ctx);
             Step::Done(0)
         }
+        Request::CacheDump { class, limit } => {
+            cachedump(class, limit, out, ctx);
+            Step::Done(0)
+        }
         Request::SlabsReassign { src, dst } => {
             let msg = admin::slabs_reassign(ctx, src as i32, dst as i32);
             reply(out, false, msg.as_bytes());
@@ -749,6 +767,43 @@ fn get(keys: &[u8], cas: bool, touch: Option<i64>, out: &mut Vec<u8>, ctx: &Ctx)
         }
         cmd.execute(ctx, key, |item| write_value(out, key, item, cas));
     }
+    out.extend_from_slice(b"END\r\n");
+}
+
+/// memcached caps a cachedump reply at 2 MB.
+const CACHEDUMP_MAX: usize = 2 << 20;
+
+/// `ITEM <key> [<bytes> b; <exptime> s]` lines, exptime as unix time (0 = never).
+fn cachedump(class: u32, limit: u32, out: &mut Vec<u8>, ctx: &Ctx) {
+    if ctx.shared.config.disable_dumping {
+        reply(out, false, b"CLIENT_ERROR stats cachedump not allowed");
+        return;
+    }
+    if class > u8::MAX as u32 {
+        reply(out, false, b"CLIENT_ERROR Illegal slab id");
+        return;
+    }
+    let start = out.len();
+    let started = crate::clock::process_started();
+    ctx.shared
+        .store
+        .cachedump(class as usize, limit as usize, |key, bytes, exptime| {
+            out.extend_from_slice(b"ITEM ");
+            out.extend_from_slice(key);
+            out.extend_from_slice(b" [");
+            push_u64(out, bytes as u64);
+            out.extend_from_slice(b" b; ");
+            push_u64(
+                out,
+                if exptime == 0 {
+                    0
+                } else {
+                    exptime as u64 + started
+                },
+            );
+            out.extend_from_slice(b" s]\r\n");
+            out.len() - start < CACHEDUMP_MAX
+        });
     out.extend_from_slice(b"END\r\n");
 }
 

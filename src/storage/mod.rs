@@ -9,6 +9,7 @@
 //! protocol exptimes with [`crate::clock::exptime_to_rel`].
 
 mod arena;
+mod dump;
 mod engine;
 mod hash;
 mod hashtable;
