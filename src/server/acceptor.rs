@@ -79,7 +79,8 @@ impl Acceptor {
         }
     }
 
-    pub fn run(&mut self) {
+    /// Runs until a stop is requested (Ok) or polling fails (Err).
+    pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(64);
         loop {
             let timeout = self.paused.then_some(Duration::from_millis(10));
@@ -88,7 +89,7 @@ impl Acceptor {
                     continue;
                 }
                 log::error!("acceptor poll failed: {e}");
-                return;
+                return Err(e);
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -103,7 +104,7 @@ impl Acceptor {
                 }
             }
             if self.control.stop.load(Ordering::SeqCst) {
-                return;
+                return Ok(());
             }
             if self.paused {
                 self.paused = false;

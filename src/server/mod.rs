@@ -160,7 +160,7 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
         inner.clone(),
         udp_count,
     )?;
-    acc.run();
+    let result = acc.run();
 
     // Graceful stop: workers close their connections and exit.
     inner.stop.store(true, Ordering::SeqCst);
@@ -178,7 +178,7 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<i32> {
         }
     }
     log::info!("shut down");
-    Ok(0)
+    result.map(|()| 0)
 }
 
 fn listener_fd(l: &listener::Listener) -> i32 {
