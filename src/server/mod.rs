@@ -4,6 +4,8 @@
 //! Threads: the caller's thread becomes the acceptor (listeners, signals,
 //! shutdown); `-t` workers each own a `mio::Poll` and their connections.
 //! Accepted sockets go round-robin to workers over a channel plus a waker.
+//! With `-U`, each UDP socket is served by `-t` blocking threads, one per
+//! dup of the socket, as memcached lays it out (see `udp`).
 
 mod acceptor;
 mod connection;
