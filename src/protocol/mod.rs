@@ -8,6 +8,7 @@
 //! (its data block) through a [`Step`].
 
 pub mod meta;
+pub mod number;
 pub mod text;
 
 use crate::command::Ctx;
