@@ -18,6 +18,26 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// The `pid` the server on the other end of `s` reports in `stats`, if it
+/// answers within 2 s.
+fn listener_pid(mut s: TcpStream) -> Option<u32> {
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"stats\r\n").ok()?;
+    let mut got = Vec::new();
+    let mut tmp = [0u8; 4096];
+    while !got.ends_with(b"END\r\n") {
+        let n = s.read(&mut tmp).ok()?;
+        if n == 0 || got.len() > 1 << 20 {
+            return None;
+        }
+        got.extend_from_slice(&tmp[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    text.lines()
+        .find_map(|l| l.strip_prefix("STAT pid "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// True when the tests target real memcached instead of memcrab.
 pub fn against_memcached() -> bool {
     std::env::var("MEMCRAB_TEST_SERVER")
@@ -44,13 +64,34 @@ impl Server {
             let mut child = cmd
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(if std::env::var_os("MEMCRAB_TEST_STDERR").is_some() {
+                    Stdio::inherit() // debugging: see the server's own messages
+                } else {
+                    Stdio::null()
+                })
                 .spawn()
                 .expect("spawn server");
             let deadline = Instant::now() + Duration::from_secs(10);
+            let mut unverified_since: Option<Instant> = None;
             while Instant::now() < deadline {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Server { port, child };
+                if let Ok(probe) = TcpStream::connect(("127.0.0.1", port)) {
+                    // Another test's server may already own this port (two
+                    // tests picked the same free port): make sure the one
+                    // answering is our child before handing it out.
+                    match listener_pid(probe) {
+                        Some(pid) if pid == child.id() => return Server { port, child },
+                        Some(_) => break, // not ours: retry with another port
+                        None => {
+                            // No pid (a server refusing the probe, e.g. a tiny
+                            // -c): accept it once ours has stayed up a second.
+                            let since = *unverified_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() > Duration::from_secs(1) {
+                                if let Ok(None) = child.try_wait() {
+                                    return Server { port, child };
+                                }
+                            }
+                        }
+                    }
                 }
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // port taken or bad args: retry with another port
