@@ -35,6 +35,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+def listener_pid(port):
+    """The pid reported by `stats` of whatever listens on port, or None."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"stats\r\n")
+            data = b""
+            while not data.endswith(b"END\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                data += chunk
+    except OSError:
+        return None
+    for line in data.split(b"\r\n"):
+        if line.startswith(b"STAT pid "):
+            return int(line.split()[2])
+    return None
+
+
 class Server:
     def __init__(self, *args):
         for _attempt in range(5):
@@ -47,13 +66,12 @@ class Server:
             )
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                pid = listener_pid(self.port)
+                if pid == self.proc.pid:
                     return
-                except OSError:
-                    if self.proc.poll() is not None:
-                        break  # port raced away or bad args: retry
-                    time.sleep(0.02)
+                if pid is not None or self.proc.poll() is not None:
+                    break  # another test's server has the port, or ours died: retry
+                time.sleep(0.02)
             self.stop()
         raise RuntimeError(f"server did not start with args {args}")
 
