@@ -97,6 +97,22 @@ PORT=$(free_port)
 SERVER_PID=$!
 STARTED_PIDS+=("$SERVER_PID")
 wait_listening "$PORT" "$SERVER_PID" || die "server did not start on port $PORT"
+# Make sure the listener is the process we started (not something that
+# grabbed the port between free_port and the server's bind).
+LISTENER_PID=$(python3 - "$PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"stats\r\n")
+data = b""
+while not data.endswith(b"END\r\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(next((l.split()[2].decode() for l in data.split(b"\r\n") if l.startswith(b"STAT pid ")), ""))
+PY
+)
+[ "$LISTENER_PID" = "$SERVER_PID" ] || die "port $PORT answered with pid '$LISTENER_PID', not our server $SERVER_PID"
 
 set +e
 OUT=$(timeout 120 memccapable -h 127.0.0.1 -p "$PORT" -a -t 10 2>&1)
