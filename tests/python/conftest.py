@@ -22,11 +22,13 @@ def server_binary():
     explicit = os.environ.get("MEMCRAB_BIN")
     if explicit:
         return explicit
-    for profile in ("release", "debug"):
-        candidate = ROOT / "target" / profile / "memcrab"
-        if candidate.exists():
-            return str(candidate)
-    raise RuntimeError("memcrab binary not found: run `cargo build` or set MEMCRAB_BIN")
+    # The most recently built of the release and debug binaries, so a stale
+    # release build is not tested by mistake.
+    candidates = [ROOT / "target" / p / "memcrab" for p in ("release", "debug")]
+    candidates = [c for c in candidates if c.exists()]
+    if not candidates:
+        raise RuntimeError("memcrab binary not found: run `cargo build` or set MEMCRAB_BIN")
+    return str(max(candidates, key=lambda c: c.stat().st_mtime))
 
 
 def free_port():
