@@ -76,6 +76,10 @@ pub(crate) struct Inner {
     pub stop: AtomicBool,
     pub reassign_running: AtomicBool,
     pub crawler_running: AtomicBool,
+    /// An item with a TTL was stored since the crawler last looked.
+    pub ttl_seen: AtomicBool,
+    /// A flush happened since the crawler last looked.
+    pub flush_pending: AtomicBool,
     pub hot_pct: u32,
     pub warm_pct: u32,
 }
@@ -181,6 +185,8 @@ impl Inner {
             stop: AtomicBool::new(false),
             reassign_running: AtomicBool::new(false),
             crawler_running: AtomicBool::new(false),
+            ttl_seen: AtomicBool::new(false),
+            flush_pending: AtomicBool::new(false),
             hot_pct: cfg.hot_lru_pct.min(80),
             warm_pct: cfg.warm_lru_pct.min(80),
             arena,
@@ -535,26 +541,59 @@ impl Inner {
         // Failures here are mostly transient (tail items whose stripes other
         // threads hold, chunks of items being written), so retry a few
         // times before reporting out of memory.
-        for round in 0..8 {
+        let near = (self.classes[cls].size as f64 * self.cfg.growth_factor.max(1.25)) as usize;
+        let reassign = self.cfg.slab_reassign;
+        for round in 0..16 {
             if let Some(r) = self.alloc_in(cls, held, protect) {
                 return Some(r);
             }
-            let larger = (cls + 1..self.classes.len())
-                .filter(|&c| !self.cstate[c].lock().pages.is_empty())
-                .take(3);
-            for c2 in larger {
-                if let Some(r) = self.alloc_in(c2, held, protect) {
-                    return Some(r);
-                }
+            // Borrow from a class at most one `-f` step larger.
+            if let Some(r) = self.borrow(cls, held, protect, near) {
+                return Some(r);
             }
-            if !self.cfg.slab_reassign || !self.steal_page(cls, held, protect) {
-                if round >= 2 && !self.cfg.evict_to_free {
-                    break;
-                }
+            // A page nobody uses, or one from a class with several.
+            if reassign && self.steal_page(cls, held, protect, true) {
+                continue;
+            }
+            // Every class is down to its last page (many classes, small -m):
+            // borrow from any larger class rather than shuffle pages.
+            if let Some(r) = self.borrow(cls, held, protect, usize::MAX) {
+                return Some(r);
+            }
+            if reassign && self.steal_page(cls, held, protect, false) {
+                continue;
+            }
+            if round >= 2 && !self.cfg.evict_to_free {
+                break;
+            }
+            if round < 8 {
                 std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(200));
             }
         }
         self.lock_class(cls).c.outofmemory += 1;
+        None
+    }
+
+    /// A chunk from one of the nearest larger classes (chunk size up to
+    /// `max_size`) that have pages.
+    fn borrow(
+        &self,
+        cls: usize,
+        held: Option<usize>,
+        protect: Ref,
+        max_size: usize,
+    ) -> Option<Ref> {
+        let larger = (cls + 1..self.classes.len())
+            .take_while(|&c| self.classes[c].size <= max_size)
+            .filter(|&c| !self.cstate[c].lock().pages.is_empty())
+            .take(3);
+        for c2 in larger {
+            if let Some(r) = self.alloc_in(c2, held, protect) {
+                return Some(r);
+            }
+        }
         None
     }
 
@@ -601,10 +640,10 @@ impl Inner {
     }
 
     /// Frees a page of another class into the pool for `dst`: first a page
-    /// with no live items anywhere, else one from the class with the most
-    /// pages, else (every class down to one page, as with many classes and
-    /// a small `-m`) the only page of the class whose oldest item is oldest.
-    fn steal_page(&self, dst: usize, held: Option<usize>, protect: Ref) -> bool {
+    /// with no live items, then one from the class with the most pages (if
+    /// it has several); unless `cheap`, then the only page of the classes
+    /// with the oldest items (many classes and a small `-m`).
+    fn steal_page(&self, dst: usize, held: Option<usize>, protect: Ref, cheap: bool) -> bool {
         let now = clock::now();
         // (class, pages, free chunks, age of oldest item)
         let mut rows = Vec::new();
@@ -633,13 +672,16 @@ impl Inner {
             if let Some(r) = rows.iter().filter(|r| r.1 > 1).max_by_key(|r| r.1) {
                 order.push((r.0, false));
             }
-            if let Some(r) = rows.iter().max_by_key(|r| r.3) {
-                order.push((r.0, false));
-            }
+        }
+        if self.cfg.evict_to_free && !cheap {
+            // Then any other class, oldest first.
+            let mut rest: Vec<_> = rows.iter().collect();
+            rest.sort_by_key(|r| std::cmp::Reverse(r.3));
+            order.extend(rest.into_iter().map(|r| (r.0, false)));
         }
         order
             .into_iter()
-            .take(4)
+            .take(8)
             .any(|(cls, only_free)| self.move_page_out(cls, held, protect, only_free))
     }
 
@@ -720,7 +762,7 @@ impl Inner {
             };
             let oc = self.chunk(owner);
             if owner == protect || !oc.hdr().has(bits::LINKED) {
-                return false; // being built or used by the caller
+                continue; // being built or used by the caller: page stays
             }
             let hv = hash_key(oc.key(&self.lay));
             let s = self.ht.stripe_of(hv);
@@ -729,7 +771,7 @@ impl Inner {
             } else {
                 match self.ht.try_lock(s) {
                     Some(g) => Some(g),
-                    None => return false,
+                    None => continue, // busy: the page stays this time
                 }
             };
             let oh = oc.hdr();
@@ -915,6 +957,9 @@ impl Inner {
             self.ht.insert(&self.arena, hv, r);
         }
         let exp = h.exptime.load(Relaxed);
+        if exp != 0 && !self.ttl_seen.load(Relaxed) {
+            self.ttl_seen.store(true, Relaxed);
+        }
         let seg = if self.cfg.temporary_ttl > 0
             && exp != 0
             && exp.saturating_sub(now) <= self.cfg.temporary_ttl
@@ -1235,6 +1280,7 @@ impl Inner {
         let now = clock::now();
         if at != 0 && at > now {
             self.flush_at.store(at, Relaxed);
+            self.flush_pending.store(true, Relaxed);
             return;
         }
         self.flush_at.store(0, Relaxed);
@@ -1242,6 +1288,7 @@ impl Inner {
             // Lazy, like memcached: everything stored so far is dead from
             // now on (counted as get_flushed when read); the crawler frees it.
             self.flush_cas.store(self.cas.load(Relaxed), Relaxed);
+            self.flush_pending.store(true, Relaxed);
             if let Some(t) = self.crawler.get() {
                 t.unpark();
             }

@@ -21,6 +21,7 @@ const AUTOMOVE_RATIO: f64 = 0.3;
 const AUTOMOVE_SUSTAIN: u32 = 5;
 const AUTOMOVE_EVERY: Duration = Duration::from_millis(100);
 const CRAWL_EVERY: Duration = Duration::from_secs(2);
+const CRAWL_MAX_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Reply to `slabs reassign`, worded as memcached words it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,13 +238,29 @@ pub(crate) fn reassign(inner: &Inner, src: i32, dst: i32) -> ReassignResult {
 
 /// LRU crawler loop: sweeps every page for dead items.
 pub(crate) fn crawler(inner: Arc<Inner>) {
+    // Sweeps cost a read of every chunk header, so they only run when
+    // something can be dead (an item with a TTL was stored, or a flush
+    // happened), and back off while sweeps find little.
+    let mut every = CRAWL_EVERY;
     loop {
-        if sleep_or_stop(&inner, CRAWL_EVERY) {
+        if sleep_or_stop(&inner, every) {
             return;
         }
+        let flushed = inner.flush_pending.swap(false, Relaxed);
+        if !flushed && !inner.ttl_seen.swap(false, Relaxed) {
+            every = (every * 2).min(CRAWL_MAX_INTERVAL);
+            continue;
+        }
         inner.crawler_running.store(true, Relaxed);
-        crawl_once(&inner);
+        let n = crawl_once(&inner);
         inner.crawler_running.store(false, Relaxed);
+        // Items with TTLs may still be live: keep looking, slower if idle.
+        inner.ttl_seen.store(true, Relaxed);
+        every = if n > 0 || flushed {
+            CRAWL_EVERY
+        } else {
+            (every * 2).min(CRAWL_MAX_INTERVAL)
+        };
     }
 }
 

@@ -503,7 +503,8 @@ fn concurrent_stress_values_consistent() {
         })
         .collect();
     let reads: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    assert!(reads > 1000);
+    assert!(reads > 1000, "reads {reads} {:?}", s.stats());
+    eprintln!("stress: reads {reads}, items {}", s.stats().curr_items);
     let st = s.stats();
     assert!(st.total_malloced <= 4 << 20);
 }
