@@ -365,7 +365,6 @@ fn stats_sizes_and_conns() {
 }
 
 #[test]
-#[ignore = "memcrab bug: stats settings maxbytes not updated by cache_memlimit (BUGS-tests.md)"]
 fn cache_memlimit_updates_stats_and_settings() {
     let s = Server::start(&["-m", "16"]);
     let mut c = s.connect();
@@ -375,7 +374,6 @@ fn cache_memlimit_updates_stats_and_settings() {
 }
 
 #[test]
-#[ignore = "memcrab bug: conn_yields stays 0 with -R 1 (BUGS-tests.md)"]
 fn conn_yields_counted_when_requests_per_event_exceeded() {
     // -R 1: a connection with six pipelined requests yields to others.
     let s = Server::start(&["-R", "1"]);
