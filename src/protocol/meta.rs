@@ -486,6 +486,7 @@ mod tests {
                     Step::Done(n) | Step::Close(n) => pos += nl + 1 + n,
                     Step::NeedMore => break,
                     Step::Swallow { consumed, swallow } => pos += nl + 1 + consumed + swallow,
+                    Step::Partial => unreachable!("only multi-gets stream"),
                 }
             }
             String::from_utf8_lossy(&out).into_owned()
@@ -693,6 +694,7 @@ mod tests {
                     assert!(!out.is_empty() || line_is_quiet(&line), "{line:?}");
                 }
                 Step::Swallow { consumed, .. } => assert!(consumed <= rest.len()),
+                Step::Partial => panic!("only multi-gets stream: {line:?}"),
             }
         }
     }

@@ -33,6 +33,12 @@ pub struct Session {
     /// A request line was read and its data block is still arriving
     /// (memcached's `conn_nread`, shown by `stats conns`).
     pub in_data_block: bool,
+    /// A multi-get at the head of the input was cut short by `out_limit`:
+    /// the offset in its key list where its reply resumes (0 = none). Its
+    /// line stays unconsumed until the last key and `END` are written, so
+    /// a connection holds at most about `out_limit` plus one item of output
+    /// however many large values one `get` line asks for.
+    pub get_resume: usize,
 }
 
 /// Outcome of handling one request, given its line and the input after it.
@@ -48,6 +54,10 @@ pub enum Step {
     Swallow { consumed: usize, swallow: usize },
     /// Reply written; close the connection after flushing it.
     Close(usize),
+    /// Part of the reply written (a multi-get reached the output limit);
+    /// nothing consumed: the same line is handled again, and continues,
+    /// on the next call.
+    Partial,
 }
 
 /// What `process` did with the input.
@@ -59,7 +69,9 @@ pub struct Processed {
     pub close: bool,
     /// Stopped early (request budget or `out_limit`) with input left that may
     /// hold complete requests: call again after other connections had a turn
-    /// (memcached counts these as `conn_yields`).
+    /// (memcached counts these as `conn_yields`), or once the output drains.
+    /// A multi-get stopped mid-line yields having written output but possibly
+    /// consumed nothing: progress is `consumed > 0` or output appended.
     pub yielded: bool,
 }
 
@@ -67,8 +79,10 @@ pub struct Processed {
 /// Stops early once this call has appended more than `out_limit` bytes so a
 /// client that does not read cannot grow server memory without bound (the
 /// server calls again once its pending output drains). `out` may start with
-/// bytes the server has already written; they do not count. At least one
-/// request is handled per call, so the connection always makes progress.
+/// bytes the server has already written; they do not count. Multi-gets stop
+/// between keys (see [`Session::get_resume`]). Every call handles at least
+/// one request or one key of a multi-get, so the connection always makes
+/// progress.
 pub fn process(
     session: &mut Session,
     input: &[u8],
@@ -109,7 +123,8 @@ pub fn process(
         let step = if is_meta(line) {
             meta::handle(line, rest, out, ctx)
         } else {
-            text::handle(line, rest, out, ctx)
+            let stop_at = out_start.saturating_add(out_limit);
+            text::handle(line, rest, out, ctx, &mut session.get_resume, stop_at)
         };
         handled += 1;
         match step {
@@ -125,6 +140,10 @@ pub fn process(
             Step::Close(n) => {
                 pos += nl + 1 + n;
                 close = true;
+                break;
+            }
+            Step::Partial => {
+                yielded = true;
                 break;
             }
         }
@@ -313,6 +332,95 @@ mod tests {
         let p = process(&mut c.session, &input, &mut out, &ctx, 1000);
         assert!(p.consumed < input.len() && p.consumed.is_multiple_of(7));
         assert!(out.len() > 1000 && out.len() < 1200);
+    }
+
+    /// Runs `input` through `process` with `out_limit` the way the server
+    /// does (again while it yields); returns the replies and the calls made.
+    fn drain(c: &mut Conn, input: &[u8], out_limit: usize) -> (Vec<u8>, usize) {
+        let ctx = Ctx {
+            shared: &c.shared,
+            stats: &c.stats,
+        };
+        let mut input = input.to_vec();
+        let mut out = Vec::new();
+        let mut calls = 0;
+        loop {
+            calls += 1;
+            let before = out.len();
+            let p = process(&mut c.session, &input, &mut out, &ctx, out_limit);
+            assert!(p.consumed > 0 || out.len() > before, "no progress");
+            input.drain(..p.consumed);
+            if !p.yielded {
+                assert!(input.is_empty());
+                return (out, calls);
+            }
+        }
+    }
+
+    #[test]
+    fn multiget_streams_between_keys() {
+        let mut c = Conn::new();
+        for k in ["a", "b", "c"] {
+            let v = k.repeat(100);
+            c.reply(format!("set {k} 0 0 100\r\n{v}\r\n").as_bytes());
+        }
+        let input = b"get a b nope c a\r\ngats 0 c a\r\nversion\r\n";
+        let (whole, calls) = drain(&mut c, input, 1 << 20);
+        assert_eq!(calls, 1);
+        let mut c = Conn::new();
+        for k in ["a", "b", "c"] {
+            let v = k.repeat(100);
+            c.reply(format!("set {k} 0 0 100\r\n{v}\r\n").as_bytes());
+        }
+        let ctx = Ctx {
+            shared: &c.shared,
+            stats: &c.stats,
+        };
+        // The first call stops after one value, consuming nothing.
+        let mut out = Vec::new();
+        let p = process(&mut c.session, input, &mut out, &ctx, 50);
+        assert_eq!((p.consumed, p.yielded), (0, true));
+        assert!(out.starts_with(b"VALUE a 0 100\r\naaa") && out.len() == 117);
+        assert!(c.session.get_resume > 0);
+        c.session = Session::default();
+        let (streamed, calls) = drain(&mut c, input, 50);
+        // CAS uniques may differ between the two stores; the rest may not.
+        let strip = |v: &[u8]| -> Vec<String> {
+            String::from_utf8_lossy(v)
+                .split("\r\n")
+                .map(|l| match l.strip_prefix("VALUE ") {
+                    Some(h) => h.split(' ').take(3).collect::<Vec<_>>().join(" "),
+                    None => l.to_string(),
+                })
+                .collect()
+        };
+        assert_eq!(strip(&streamed), strip(&whole));
+        assert!(calls >= 6, "{calls} calls");
+        assert_eq!(c.session.get_resume, 0);
+        let s = &c.stats;
+        // The lone call above looked up `a` once more: 5 + 1 gets.
+        assert_eq!(
+            (s.cmd_get.get(), s.get_hits.get(), s.get_misses.get()),
+            (6, 5, 1)
+        );
+        assert_eq!((s.cmd_touch.get(), s.touch_hits.get()), (2, 2));
+    }
+
+    #[test]
+    fn long_key_after_a_stop_is_one_error() {
+        let mut c = Conn::new();
+        c.reply(format!("set a 0 0 100\r\n{}\r\n", "a".repeat(100)).as_bytes());
+        let input = format!("get a a b a {} a\r\nversion\r\n", "k".repeat(251));
+        let (out, _) = drain(&mut c, input.as_bytes(), 50);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!(
+                "CLIENT_ERROR bad command line format\r\nVERSION {}\r\n",
+                crate::VERSION
+            )
+        );
+        let s = &c.stats;
+        assert_eq!((s.cmd_get.get(), s.get_hits.get()), (4, 3));
     }
 
     #[test]

@@ -484,13 +484,20 @@ fn consume_or_swallow(have: usize, total: usize) -> Step {
 }
 
 /// Handles one text request: `line` without its terminator, `rest` the input
-/// after it. Byte counts in the returned [`Step`] are of `rest` only.
-pub fn handle(line: &[u8], rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
+/// after it. Byte counts in the returned [`Step`] are of `rest` only. A
+/// multi-get stops between keys once `out` is longer than `stop_at` and
+/// answers [`Step::Partial`], keeping its place in `get_resume` (the
+/// session's; 0 when the line starts fresh).
+pub fn handle(
+    line: &[u8],
+    rest: &[u8],
+    out: &mut Vec<u8>,
+    ctx: &Ctx,
+    get_resume: &mut usize,
+    stop_at: usize,
+) -> Step {
     match parse(line) {
-        Request::Get { keys, cas, touch } => {
-            get(keys, cas, touch, out, ctx);
-            Step::Done(0)
-        }
+        Request::Get { keys, cas, touch } => get(keys, cas, touch, out, ctx, get_resume, stop_at),
         Request::Update {
             key,
             flags,
@@ -673,21 +680,84 @@ pub fn handle(line: &[u8], rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
 
 /// get/gets/gat/gats over every key of the line. A key over 250 bytes aborts
 /// the request and, like memcached, drops the values already written for it.
-fn get(keys: &[u8], cas: bool, touch: Option<i64>, out: &mut Vec<u8>, ctx: &Ctx) {
+/// The next key of a multi-get's key list at or after byte `pos`, and the
+/// offset just past it.
+#[inline]
+fn next_key(keys: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let rest = keys.get(pos..)?;
+    let start = rest.iter().position(|&b| b != b' ')?;
+    let len = memchr::memchr(b' ', &rest[start..]).unwrap_or(rest.len() - start);
+    let end = pos + start + len;
+    Some((&keys[pos + start..end], end))
+}
+
+/// get/gets/gat/gats. Streams: once `out` is longer than `stop_at` with keys
+/// left, remembers in `resume` where the next key starts and answers
+/// [`Step::Partial`]; the next call (same line) continues there, so every
+/// key is looked up, counted and touched once and the reply is the same
+/// bytes as if written whole.
+fn get(
+    keys: &[u8],
+    cas: bool,
+    touch: Option<i64>,
+    out: &mut Vec<u8>,
+    ctx: &Ctx,
+    resume: &mut usize,
+    stop_at: usize,
+) -> Step {
     let cmd = match touch {
         Some(e) => Retrieve::get_and_touch(e),
         None => Retrieve::get(),
     };
     let start = out.len();
-    for key in keys.split(|&b| b == b' ').filter(|k| !k.is_empty()) {
+    let fresh = *resume == 0;
+    let mut pos = std::mem::take(resume);
+    while let Some((key, end)) = next_key(keys, pos) {
         if key.len() > KEY_MAX_LENGTH {
-            out.truncate(start);
-            reply(out, false, BAD_FORMAT);
-            return;
+            // Only on a fresh line: keys are checked before the first stop.
+            debug_assert!(fresh);
+            return bad_key(out, start);
         }
         cmd.execute(ctx, key, |item| write_value(out, key, item, cas));
+        pos = end;
+        if out.len() > stop_at && next_key(keys, pos).is_some() {
+            // memcached answers a line with a key over 250 bytes with one
+            // error and none of its values (earlier keys still counted).
+            // Streamed values cannot be taken back, so check the remaining
+            // keys before anything leaves this call (once per line).
+            if let Some(bad) = fresh.then(|| first_long_key(keys, pos)).flatten() {
+                let mut p = pos;
+                while let Some((key, end)) = next_key(keys, p).filter(|&(_, e)| e <= bad) {
+                    cmd.execute(ctx, key, |_| ());
+                    p = end;
+                }
+                return bad_key(out, start);
+            }
+            *resume = pos;
+            return Step::Partial;
+        }
     }
     out.extend_from_slice(b"END\r\n");
+    Step::Done(0)
+}
+
+/// Drops a multi-get's reply written so far (from `start`) for the error.
+fn bad_key(out: &mut Vec<u8>, start: usize) -> Step {
+    out.truncate(start);
+    reply(out, false, BAD_FORMAT);
+    Step::Done(0)
+}
+
+/// Offset of the start of the first key after `pos` longer than memcached
+/// accepts, if any.
+fn first_long_key(keys: &[u8], mut pos: usize) -> Option<usize> {
+    while let Some((key, end)) = next_key(keys, pos) {
+        if key.len() > KEY_MAX_LENGTH {
+            return Some(end - key.len());
+        }
+        pos = end;
+    }
+    None
 }
 
 /// memcached caps a cachedump reply at 2 MB.

@@ -259,12 +259,21 @@ impl Connection {
         }
     }
 
-    /// Runs the protocol over the unprocessed input. Returns bytes consumed
-    /// and whether the `-R` request limit stopped it (time to yield).
-    fn process(&mut self, ctx: &Ctx, lim: &Limits, pool: &mut BufPool) -> (usize, bool) {
+    /// Runs the protocol over the unprocessed input. Returns whether it made
+    /// progress (consumed input or wrote replies: a multi-get cut short by
+    /// the output limit does only the latter) and whether the `-R` request
+    /// limit stopped it (time to yield).
+    fn process(&mut self, ctx: &Ctx, lim: &Limits, pool: &mut BufPool) -> (bool, bool) {
         self.info.set_state(ConnState::ParseCmd);
         if self.wbuf.capacity() == 0 {
             self.wbuf = pool.take_w();
+        }
+        if self.wpos > 0 {
+            // Drop what the client already took: otherwise a reader that
+            // never quite catches up keeps every byte written since the
+            // buffer was last empty (a long streamed multi-get).
+            self.wbuf.drain(..self.wpos);
+            self.wpos = 0;
         }
         self.session.max_requests = lim.reqs_per_event;
         let before = self.wbuf.len();
@@ -285,11 +294,13 @@ impl Connection {
             self.close_after_flush = true;
         }
         // Leftover input is an incomplete request (wait for bytes), or
-        // requests held back by the output limit (back-pressure) or by the
-        // request limit (yield to the worker's other connections).
+        // requests held back by the output limit (back-pressure; this
+        // includes a multi-get line half answered) or by the request limit
+        // (yield to the worker's other connections).
         self.need_process = p.yielded && self.rlen > 0;
-        let request_limited = self.need_process && self.wbuf.len() - before <= lim.out_limit;
-        (consumed, request_limited)
+        let wrote = self.wbuf.len() - before;
+        let request_limited = self.need_process && wrote <= lim.out_limit;
+        (consumed > 0 || wrote > 0, request_limited)
     }
 
     /// Returns empty buffers to the pool (a grown read buffer is freed).
@@ -340,10 +351,10 @@ impl Connection {
                     self.need_process = true;
                 }
             }
-            let mut consumed = 0;
+            let mut progress = false;
             if self.need_process {
                 let request_limited;
-                (consumed, request_limited) = self.process(ctx, lim, pool);
+                (progress, request_limited) = self.process(ctx, lim, pool);
                 if self.out_pending() > 0 && self.flush(ctx).is_err() {
                     return Outcome::Close;
                 }
@@ -352,7 +363,10 @@ impl Connection {
                     return Outcome::Yield;
                 }
             }
-            if got == 0 && consumed == 0 {
+            // Going idle is safe only when nothing could be processed: after
+            // output was written (and maybe fully flushed, so no writable
+            // event will come) a held-back request must be retried here.
+            if got == 0 && !progress {
                 if self.eof {
                     // Peer finished sending; answer what it sent, then close.
                     self.close_after_flush = true;
