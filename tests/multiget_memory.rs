@@ -236,12 +236,12 @@ fn streamed_gat_touches_and_counts_each_key_once() {
     // gats returns the same CAS as gets for every key, streamed or not.
     c.send(b"gets t0 t1 t2\r\n");
     let mut cas = Vec::new();
-    for i in 0..3 {
+    for (i, v) in h.iter().enumerate() {
         let head = c.read_line();
         let parts: Vec<&str> = head.split_whitespace().collect();
         assert_eq!(parts[1], format!("t{i}"));
         cas.push(parts[4].to_string());
-        assert!(c.read_exact(LEN + 2)[..LEN] == h[i][..]);
+        assert!(c.read_exact(LEN + 2)[..LEN] == v[..]);
     }
     assert_eq!(c.read_line(), "END\r\n");
     let mut want = Vec::new();
