@@ -12,8 +12,8 @@
 //! is advanced in the same critical section. A thread holding stripe S sees
 //! a state at least as new as the last migration of any bucket of S, and no
 //! bucket of S can migrate while it holds S, so its choice of table is stable.
-//! Old tables are kept until the store is dropped (a few MB at most), so no
-//! reader can ever touch freed bucket memory.
+//! The old table is freed once every bucket has moved; by then no stripe
+//! holder can be looking at it (see `expand`).
 
 use super::arena::{Arena, Ref, NIL};
 use super::item::Chunk;
@@ -217,6 +217,20 @@ impl HashTable {
             };
             self.state.store(st, Ordering::Release);
         }
+        // Free the old table. Safe: every old bucket was migrated under its
+        // stripe lock, so any thread now holding a stripe sees a state in
+        // which its buckets are migrated and never reads the old table
+        // (`bucket` and `for_each_in_stripe` skip migrated old buckets).
+        let ptr = self.tables[power as usize].swap(std::ptr::null_mut(), Ordering::AcqRel);
+        if !ptr.is_null() {
+            // SAFETY: allocated by `alloc_table(power)`; unreachable (above).
+            unsafe {
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    ptr,
+                    1usize << power,
+                )));
+            }
+        }
     }
 }
 
@@ -243,15 +257,20 @@ impl HashTable {
     pub fn for_each_in_stripe(&self, arena: &Arena, stripe: usize, mut f: impl FnMut(Ref)) {
         let st = self.state.load(Ordering::Acquire);
         let power = (st & 63) as u32;
-        let mut powers = vec![power];
+        // (table power, first bucket not yet migrated away)
+        let mut tables = vec![(power, 0usize)];
         if st & 64 != 0 {
-            powers.push(power + 1);
+            tables = vec![(power, (st >> 7) as usize), (power + 1, 0)];
         }
-        for p in powers {
+        for (p, migrated) in tables {
             let t = self.tables[p as usize].load(Ordering::Acquire);
             let n = 1usize << p;
             let mut b = stripe;
             while b < n {
+                if p == power && b < migrated && st & 64 != 0 {
+                    b += self.stripes.len();
+                    continue;
+                }
                 // SAFETY: b < 2^p buckets of table p.
                 let mut r = unsafe { &*t.add(b) }.load(Ordering::Relaxed);
                 while r != NIL {
