@@ -1,0 +1,529 @@
+//! Robustness of the request path against hostile input.
+//!
+//! Property tests (proptest) drive `protocol::process` directly with random
+//! bytes, mutated valid pipelines and random read splits, checking that it
+//! never panics, never claims more bytes than it was given, frames the same
+//! way however the bytes arrive, and keeps each call's output within
+//! `out_limit` plus one reply. Socket tests then throw garbage at a real
+//! server and check it (and, where memcached keeps it, the same connection)
+//! still answers. `MEMCRAB_TEST_SERVER=memcached` runs the socket tests
+//! against memcached to check their expectations.
+
+use memcrab::command::{Ctx, Shared};
+use memcrab::config::Config;
+use memcrab::protocol::{process, Session};
+use memcrab::stats::WorkerStats;
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------------------
+// In-process driver
+
+/// One connection against a fresh store, fed like a socket would be.
+struct Driver {
+    shared: Shared,
+    stats: WorkerStats,
+    session: Session,
+    pending: Vec<u8>,
+    out_limit: usize,
+    closed: bool,
+    /// Largest output of one `process` call.
+    max_call_out: usize,
+}
+
+impl Driver {
+    fn new(item_size_max: usize, out_limit: usize, max_requests: usize) -> Driver {
+        let config = Config {
+            item_size_max,
+            memory_limit_mb: 8,
+            // No background threads: the replies must depend on the input only.
+            lru_maintainer: false,
+            lru_crawler: false,
+            ..Config::default()
+        };
+        Driver {
+            shared: Shared::new(config),
+            stats: WorkerStats::default(),
+            session: Session {
+                max_requests,
+                ..Session::default()
+            },
+            pending: Vec::new(),
+            out_limit,
+            closed: false,
+            max_call_out: 0,
+        }
+    }
+
+    /// Appends `bytes` to the connection's input and processes it the way
+    /// the server does (again while `process` yields). Returns the replies.
+    fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.closed {
+            return out;
+        }
+        self.pending.extend_from_slice(bytes);
+        let ctx = Ctx {
+            shared: &self.shared,
+            stats: &self.stats,
+        };
+        loop {
+            let before = out.len();
+            let p = process(
+                &mut self.session,
+                &self.pending,
+                &mut out,
+                &ctx,
+                self.out_limit,
+            );
+            assert!(
+                p.consumed <= self.pending.len(),
+                "consumed {} of {} bytes",
+                p.consumed,
+                self.pending.len()
+            );
+            self.max_call_out = self.max_call_out.max(out.len() - before);
+            self.pending.drain(..p.consumed);
+            if p.close {
+                self.closed = true;
+                self.pending.clear();
+                break;
+            }
+            if !p.yielded {
+                break;
+            }
+            // A yield must make progress, or the server would spin.
+            assert!(p.consumed > 0, "yielded without consuming anything");
+        }
+        out
+    }
+}
+
+/// Feeds `input` to a fresh driver in pieces ending at `cuts` (sorted,
+/// deduplicated positions inside the input); returns (replies, closed).
+fn run_split(
+    input: &[u8],
+    cuts: &[usize],
+    item_size_max: usize,
+    out_limit: usize,
+    max_requests: usize,
+) -> (Vec<u8>, bool, usize) {
+    let mut d = Driver::new(item_size_max, out_limit, max_requests);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for &c in cuts.iter().chain(std::iter::once(&input.len())) {
+        let c = c.clamp(start, input.len());
+        out.extend_from_slice(&d.feed(&input[start..c]));
+        start = c;
+    }
+    (out, d.closed, d.max_call_out)
+}
+
+/// Replies with what legitimately differs between two runs masked: `stats`
+/// lines (uptime, rusage, pointers) and the time-derived meta fields.
+fn normalize(out: &[u8]) -> String {
+    let text = String::from_utf8_lossy(out);
+    let mut lines = Vec::new();
+    for line in text.split("\r\n") {
+        if line.starts_with("STAT ") {
+            continue;
+        }
+        if line.starts_with("ME ") {
+            lines.push("ME <masked>".to_string());
+            continue;
+        }
+        let meta_reply = ["VA ", "HD", "EN", "NS", "EX", "NF"]
+            .iter()
+            .any(|p| line.starts_with(p));
+        if meta_reply {
+            let masked: Vec<String> = line
+                .split(' ')
+                .map(|t| {
+                    if t.len() > 1 && (t.starts_with('t') || t.starts_with('l')) {
+                        format!("{}<n>", &t[..1])
+                    } else {
+                        t.to_string()
+                    }
+                })
+                .collect();
+            lines.push(masked.join(" "));
+        } else {
+            lines.push(line.to_string());
+        }
+    }
+    lines.join("\r\n")
+}
+
+/// Cut positions for `len` bytes from raw random numbers.
+fn cuts_for(len: usize, raw: &[usize]) -> Vec<usize> {
+    let mut cuts: Vec<usize> = raw.iter().map(|r| r % (len + 1)).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts
+}
+
+/// The properties every stream must satisfy: no panic (the test would
+/// fail), consumed bytes within bounds (checked in `feed`), identical replies
+/// whole vs split, and identical replies under a tight `out_limit` whose
+/// calls each stay within the limit plus the largest single reply.
+fn check_stream(input: &[u8], raw_cuts: &[usize], item_size_max: usize, out_limit: usize) {
+    let (whole, closed_whole, _) = run_split(input, &[], item_size_max, 1 << 30, 0);
+    let cuts = cuts_for(input.len(), raw_cuts);
+    let (split, closed_split, _) = run_split(input, &cuts, item_size_max, 1 << 30, 0);
+    assert_eq!(
+        normalize(&whole),
+        normalize(&split),
+        "split at {cuts:?} changed the replies to {:?}",
+        String::from_utf8_lossy(input)
+    );
+    assert_eq!(closed_whole, closed_split, "close differs when split");
+
+    // One request per call: the largest single reply.
+    let (one_by_one, _, max_reply) = run_split(input, &[], item_size_max, 1 << 30, 1);
+    assert_eq!(normalize(&whole), normalize(&one_by_one));
+    let (limited, _, max_call) = run_split(input, &cuts, item_size_max, out_limit, 0);
+    assert_eq!(
+        normalize(&whole),
+        normalize(&limited),
+        "out_limit {out_limit} changed the replies"
+    );
+    // Slack for stats lines whose numbers may grow a digit between runs.
+    assert!(
+        max_call <= out_limit + max_reply + 256,
+        "one call wrote {max_call} bytes with out_limit {out_limit}, largest reply {max_reply}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Generators
+
+/// Bytes that steer a random stream into the parsers' interesting corners.
+fn interesting_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        4 => any::<u8>(),
+        3 => prop::sample::select(b" \r\n\0".to_vec()),
+        3 => prop::sample::select(b"0123456789-+".to_vec()),
+        2 => prop::sample::select(b"mgsetadkvqTNFCMDIJOb=".to_vec()),
+    ]
+}
+
+/// Tokens that random streams are glued from: command names of both
+/// protocols, keys, numbers at the edges of their types, flags.
+const WORDS: &[&str] = &[
+    "get",
+    "gets",
+    "gat",
+    "gats",
+    "set",
+    "add",
+    "replace",
+    "append",
+    "prepend",
+    "cas",
+    "incr",
+    "decr",
+    "delete",
+    "touch",
+    "flush_all",
+    "version",
+    "verbosity",
+    "quit",
+    "stats",
+    "slabs",
+    "lru_crawler",
+    "cache_memlimit",
+    "shutdown",
+    "mg",
+    "ms",
+    "md",
+    "ma",
+    "mn",
+    "me",
+    "k",
+    "key",
+    "0",
+    "1",
+    "2",
+    "10",
+    "-1",
+    "100000",
+    "noreply",
+    "4294967296",
+    "18446744073709551615",
+    "18446744073709551616",
+    "2147483647",
+    "2147483648",
+    "-2147483649",
+    "v",
+    "q",
+    "k",
+    "t",
+    "c",
+    "s",
+    "f",
+    "O123",
+    "T0",
+    "T-1",
+    "N0",
+    "C1",
+    "C0",
+    "F5",
+    "MS",
+    "ME",
+    "MA",
+    "MP",
+    "MR",
+    "MI",
+    "MD",
+    "M+",
+    "Mx",
+    "D1",
+    "J5",
+    "I",
+    "b",
+    "a2V5",
+    "====",
+    "x",
+    "\0",
+    "\x7f",
+    "\u{ff}",
+    "HTTP/1.1",
+    "detail",
+    "on",
+    "dump",
+    "items",
+    "slabs",
+    "sizes",
+    "cachedump",
+    "reassign",
+    "automove",
+];
+
+fn word_stream() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        6 => prop::sample::select(WORDS).prop_map(|w| w.as_bytes().to_vec()),
+        2 => Just(b" ".to_vec()),
+        2 => Just(b"\r\n".to_vec()),
+        1 => Just(b"\n".to_vec()),
+        1 => prop::collection::vec(interesting_byte(), 1..8),
+    ];
+    prop::collection::vec(piece, 0..80).prop_map(|v| v.concat())
+}
+
+/// A key from a small set, so commands meet each other's items.
+fn key() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["a", "b", "counter", "k:1", "k:2"]).prop_map(str::to_string)
+}
+
+fn value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(b"1".to_vec()),
+        Just(b"42".to_vec()),
+        prop::collection::vec(any::<u8>(), 0..100),
+    ]
+}
+
+fn exptime() -> impl Strategy<Value = i64> {
+    // 0, already expired, or far enough away that no run sees it expire.
+    prop::sample::select(vec![0i64, -1, 100_000])
+}
+
+/// One well-formed request of the text or meta protocol.
+fn request() -> impl Strategy<Value = Vec<u8>> {
+    let nr = || prop::bool::weighted(0.2).prop_map(|b| if b { " noreply" } else { "" });
+    let meta_flags = prop::collection::vec(
+        prop::sample::select(vec![
+            "v", "k", "c", "f", "s", "t", "q", "O42", "T0", "N100000", "F7", "C1", "I", "MA", "MP",
+            "MR", "ME", "MS", "M+", "M-", "D3", "J9", "h", "l", "u", "x",
+        ]),
+        0..5,
+    )
+    .prop_map(|mut f| {
+        f.sort_unstable();
+        f.dedup_by(|a, b| a.as_bytes()[0] == b.as_bytes()[0]);
+        f.iter().map(|s| format!(" {s}")).collect::<String>()
+    });
+    prop_oneof![
+        (
+            prop::sample::select(vec!["set", "add", "replace", "append", "prepend"]),
+            key(),
+            any::<u32>(),
+            exptime(),
+            value(),
+            nr()
+        )
+            .prop_map(|(c, k, f, e, v, nr)| {
+                let mut r = format!("{c} {k} {f} {e} {}{nr}\r\n", v.len()).into_bytes();
+                r.extend_from_slice(&v);
+                r.extend_from_slice(b"\r\n");
+                r
+            }),
+        (key(), 0u64..20, value(), nr()).prop_map(|(k, cas, v, nr)| {
+            let mut r = format!("cas {k} 0 0 {} {cas}{nr}\r\n", v.len()).into_bytes();
+            r.extend_from_slice(&v);
+            r.extend_from_slice(b"\r\n");
+            r
+        }),
+        (
+            prop::sample::select(vec!["get", "gets", "gat 0", "gats 100000"]),
+            prop::collection::vec(key(), 1..6)
+        )
+            .prop_map(|(c, ks)| format!("{c} {}\r\n", ks.join(" ")).into_bytes()),
+        (
+            prop::sample::select(vec!["incr", "decr"]),
+            key(),
+            any::<u64>(),
+            nr()
+        )
+            .prop_map(|(c, k, d, nr)| format!("{c} {k} {d}{nr}\r\n").into_bytes()),
+        (key(), nr()).prop_map(|(k, nr)| format!("delete {k}{nr}\r\n").into_bytes()),
+        (key(), exptime()).prop_map(|(k, e)| format!("touch {k} {e}\r\n").into_bytes()),
+        (
+            prop::sample::select(vec!["mg", "md", "ma", "me"]),
+            key(),
+            meta_flags.clone()
+        )
+            .prop_map(|(c, k, f)| format!("{c} {k}{f}\r\n").into_bytes()),
+        (key(), value(), meta_flags).prop_map(|(k, v, f)| {
+            let mut r = format!("ms {k} {}{f}\r\n", v.len()).into_bytes();
+            r.extend_from_slice(&v);
+            r.extend_from_slice(b"\r\n");
+            r
+        }),
+        prop::sample::select(vec![
+            "mn\r\n",
+            "version\r\n",
+            "verbosity 1\r\n",
+            "flush_all\r\n",
+            "stats\r\n",
+            "stats items\r\n",
+            "stats slabs\r\n",
+            "stats settings\r\n",
+            "stats detail dump\r\n",
+            "stats cachedump 1 10\r\n",
+            "bogus\r\n",
+        ])
+        .prop_map(|s| s.as_bytes().to_vec()),
+    ]
+}
+
+/// A pipeline of well-formed requests.
+fn pipeline() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(request(), 1..25).prop_map(|v| v.concat())
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(usize, u8),
+    Insert(usize, u8),
+    Delete(usize),
+    Truncate(usize),
+    /// Replace a digit run start with a huge number (data lengths, flags).
+    Huge(usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        (any::<usize>(), interesting_byte()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+        any::<usize>().prop_map(Mutation::Delete),
+        any::<usize>().prop_map(Mutation::Truncate),
+        any::<usize>().prop_map(Mutation::Huge),
+    ]
+}
+
+fn mutate(mut v: Vec<u8>, muts: &[Mutation]) -> Vec<u8> {
+    for m in muts {
+        if v.is_empty() {
+            break;
+        }
+        let at = |i: usize| i % v.len();
+        match *m {
+            Mutation::Flip(i, b) => {
+                let i = at(i);
+                v[i] = b;
+            }
+            Mutation::Insert(i, b) => {
+                let i = at(i);
+                v.insert(i, b);
+            }
+            Mutation::Delete(i) => {
+                let i = at(i);
+                v.remove(i);
+            }
+            Mutation::Truncate(i) => {
+                let i = at(i);
+                v.truncate(i);
+            }
+            Mutation::Huge(i) => {
+                let i = at(i);
+                if let Some(d) = v[i..].iter().position(u8::is_ascii_digit) {
+                    let pos = i + d;
+                    let huge: &[u8] = [
+                        &b"2147483646"[..],
+                        b"4294967295",
+                        b"99999999999999999999",
+                        b"1048577",
+                    ][i % 4];
+                    v.splice(pos..pos + 1, huge.iter().copied());
+                }
+            }
+        }
+    }
+    v
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        // Modest by default (CI has 2 cores); PROPTEST_CASES=5000 to dig deeper.
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(160),
+        // No regression files next to the sources; failures print their input.
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn random_bytes(
+        input in prop::collection::vec(interesting_byte(), 0..600),
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+        out_limit in 0usize..512,
+    ) {
+        check_stream(&input, &cuts, 1024, out_limit);
+    }
+
+    #[test]
+    fn random_words(
+        input in word_stream(),
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+        out_limit in 0usize..512,
+    ) {
+        check_stream(&input, &cuts, 1024, out_limit);
+    }
+
+    #[test]
+    fn valid_pipeline_split_anywhere(
+        input in pipeline(),
+        cuts in prop::collection::vec(any::<usize>(), 0..20),
+        out_limit in 0usize..2048,
+    ) {
+        check_stream(&input, &cuts, 1 << 20, out_limit);
+    }
+
+    #[test]
+    fn mutated_pipeline(
+        input in pipeline(),
+        muts in prop::collection::vec(mutation(), 1..6),
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+        out_limit in 0usize..2048,
+        small_items in any::<bool>(),
+    ) {
+        let input = mutate(input, &muts);
+        check_stream(&input, &cuts, if small_items { 1024 } else { 1 << 20 }, out_limit);
+    }
+}
