@@ -527,3 +527,276 @@ proptest! {
         check_stream(&input, &cuts, if small_items { 1024 } else { 1 << 20 }, out_limit);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Over real sockets
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{against_memcached, Conn, Server};
+use std::time::Duration;
+
+/// A connection that has already spoken ASCII, so a first byte of 0x80 in
+/// the garbage is not taken for the binary protocol.
+fn ascii_conn(server: &Server) -> Conn {
+    let mut c = server.connect();
+    c.assert_alive("connect");
+    c
+}
+
+/// Garbage that memcached answers on the same connection, with its answer
+/// (checked against memcached 1.6 with MEMCRAB_TEST_SERVER=memcached).
+#[test]
+fn garbage_lines_get_memcached_answers_and_keep_the_connection() {
+    let server = Server::start(&[]);
+    let long_key = "k".repeat(300);
+    let cases: Vec<(Vec<u8>, &[u8])> = vec![
+        (b"\0\0\0\r\n".to_vec(), b"ERROR\r\n"),
+        (b"\xff\xfe\xfd\r\n".to_vec(), b"ERROR\r\n"),
+        (b"\x80\x01\x00\x05\x00\x00\r\n".to_vec(), b"ERROR\r\n"),
+        (b"\r\n\n\n".to_vec(), b"ERROR\r\nERROR\r\nERROR\r\n"),
+        (
+            [b'a'; 5000].iter().chain(b"\r\n").copied().collect(),
+            b"ERROR\r\n",
+        ),
+        (
+            b"set k 0 0 -1\r\n".to_vec(),
+            b"CLIENT_ERROR bad command line format\r\n",
+        ),
+        (
+            b"set k 0 0 4294967295\r\n".to_vec(),
+            b"CLIENT_ERROR bad command line format\r\n",
+        ),
+        (
+            b"set k 0 0 2147483647\r\n".to_vec(),
+            b"CLIENT_ERROR bad command line format\r\n",
+        ),
+        (
+            b"set k 0 0 99999999999999999999\r\n".to_vec(),
+            b"CLIENT_ERROR bad command line format\r\n",
+        ),
+        (
+            b"cas k 0 0 1 -1\r\nx\r\n".to_vec(),
+            b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+        ),
+        (
+            b"incr k 99999999999999999999999\r\n".to_vec(),
+            b"CLIENT_ERROR invalid numeric delta argument\r\n",
+        ),
+        (
+            b"gat -99999999999999999999 k\r\n".to_vec(),
+            b"CLIENT_ERROR invalid exptime argument\r\n",
+        ),
+        (
+            b"touch k 99999999999999999999\r\n".to_vec(),
+            b"CLIENT_ERROR invalid exptime argument\r\n",
+        ),
+        (
+            format!("get {long_key}\r\n").into_bytes(),
+            b"CLIENT_ERROR bad command line format\r\n",
+        ),
+        (
+            format!("mg {long_key} v\r\n").into_bytes(),
+            b"CLIENT_ERROR bad command line format\r\n",
+        ),
+        (
+            b"ms k -1\r\n".to_vec(),
+            b"CLIENT_ERROR bad command line format\r\n",
+        ),
+        (
+            b"ms k 2147483647\r\n".to_vec(),
+            b"CLIENT_ERROR bad command line format\r\n",
+        ),
+        (
+            b"mg k v k c f s t q O T N F C M D I J h l u x\r\n".to_vec(),
+            b"CLIENT_ERROR options flags are too long\r\n",
+        ),
+        (
+            format!("mg k O{}\r\n", "x".repeat(100)).into_bytes(),
+            b"CLIENT_ERROR opaque token too long\r\n",
+        ),
+        (
+            b"mg ==== b\r\n".to_vec(),
+            b"CLIENT_ERROR error decoding key\r\n",
+        ),
+        (
+            b"ma k MZ\r\n".to_vec(),
+            b"CLIENT_ERROR invalid mode for ma M token\r\n",
+        ),
+        (
+            b"set a a a a a a a a a a a a a a a a a a a a a a a a a a a a\r\n".to_vec(),
+            b"ERROR\r\n",
+        ),
+        (
+            b"stats cachedump 999999999999 1\r\n".to_vec(),
+            b"CLIENT_ERROR Illegal slab id\r\n",
+        ),
+        (
+            b"stats detail \xff\r\n".to_vec(),
+            b"CLIENT_ERROR usage: stats detail on|off|dump\r\n",
+        ),
+        // A NUL ends the command line for memcached (a C string).
+        (b"get \0\r\n".to_vec(), b"ERROR\r\n"),
+        (b"get a\0b\r\n".to_vec(), b"END\r\n"),
+        (b"set k\0 0 0 1\r\nx\r\n".to_vec(), b"ERROR\r\nERROR\r\n"),
+        (b"set k 0 0 1 \0junk\r\nx\r\n".to_vec(), b"STORED\r\n"),
+        (b"ms k 1 \0junk\r\nx\r\n".to_vec(), b"HD\r\n"),
+        (
+            b"me \0\r\n".to_vec(),
+            b"CLIENT_ERROR bad command line format\r\n",
+        ),
+        (b"mn\0 junk\r\n".to_vec(), b"MN\r\n"),
+    ];
+    for (req, expected) in &cases {
+        let mut c = ascii_conn(&server);
+        c.roundtrip(req, expected);
+        c.assert_alive(&String::from_utf8_lossy(&req[..req.len().min(60)]));
+    }
+    server.connect().assert_alive("garbage lines");
+}
+
+/// Lines that are too long or data blocks that are too large: memcached's
+/// answer, and the server goes on serving.
+#[test]
+fn huge_lines_and_data_lengths() {
+    let server = Server::start(&[]);
+
+    // A non-get line over 2048 bytes that never ends: memcached closes it.
+    let mut c = ascii_conn(&server);
+    c.send(&vec![b'a'; 1 << 20]);
+    assert!(c.is_closed(), "1 MB line without newline should close");
+    server.connect().assert_alive("1 MB line");
+
+    // A value over the item size limit is refused and its bytes swallowed;
+    // the connection then reads commands again.
+    let mut c = ascii_conn(&server);
+    let len = 2 << 20;
+    c.send(format!("set big 0 0 {len}\r\n").as_bytes());
+    let mut block = vec![b'z'; len];
+    block.extend_from_slice(b"\r\n");
+    c.send(&block);
+    assert_eq!(c.read_line(), "SERVER_ERROR object too large for cache\r\n");
+    c.assert_alive("too-large set");
+
+    let mut c = ascii_conn(&server);
+    c.send(format!("ms big {len} T0\r\n").as_bytes());
+    c.send(&block);
+    assert_eq!(c.read_line(), "SERVER_ERROR object too large for cache\r\n");
+    c.roundtrip(b"mn\r\n", b"MN\r\n");
+
+    // A data length of ~1 GB that never arrives: the connection swallows,
+    // and others are served meanwhile.
+    let mut c = ascii_conn(&server);
+    // (memcached answers only once the block is swallowed, so no read here.)
+    c.send(b"set huge 0 0 1073741824\r\n");
+    c.send(&[b'x'; 100_000]);
+    server.connect().assert_alive("1 GB data length");
+}
+
+/// Deterministic xorshift so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Random bytes, random lines and random mixes of command fragments over
+/// many connections: the server stays up and keeps serving.
+#[test]
+fn random_garbage_over_sockets() {
+    let server = Server::start(&[]);
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let fragments: &[&[u8]] = &[
+        b"get ",
+        b"set ",
+        b"ms ",
+        b"mg ",
+        b"ma ",
+        b"md ",
+        b"incr ",
+        b"cas ",
+        b"k ",
+        b"0 ",
+        b"1 ",
+        b"-1 ",
+        b"99999999999 ",
+        b"2147483646 ",
+        b"noreply ",
+        b"v ",
+        b"b ",
+        b"\0",
+        b"\r\n",
+        b"\n",
+        b"\x80",
+        b"\xff",
+        b"    ",
+    ];
+    for round in 0..40 {
+        let mut c = ascii_conn(&server);
+        let mut sent = Vec::new();
+        for _ in 0..50 {
+            match rng.below(3) {
+                0 => {
+                    let n = rng.below(200);
+                    sent.extend((0..n).map(|_| rng.next() as u8));
+                }
+                1 => {
+                    for _ in 0..rng.below(12) {
+                        sent.extend_from_slice(fragments[rng.below(fragments.len())]);
+                    }
+                }
+                _ => sent.extend_from_slice(b"\r\n"),
+            }
+        }
+        // Never `quit` or `shutdown` by accident: only the bytes above.
+        c.send(&sent);
+        let _ = c.read_available(Duration::from_millis(50));
+        server
+            .connect()
+            .assert_alive(&format!("garbage round {round}"));
+    }
+    let mut c = server.connect();
+    c.roundtrip(b"set after 0 0 2\r\nok\r\n", b"STORED\r\n");
+    assert_eq!(c.get("after"), Some((0, b"ok".to_vec())));
+}
+
+/// A multi-get naming one large value many times must not make the server
+/// copy every reply into memory at once (memcached streams references).
+#[test]
+fn multiget_of_a_large_value_does_not_balloon_memory() {
+    let server = Server::start(&["-m", "64"]);
+    let mut c = server.connect();
+    let value = vec![b'v'; 500_000];
+    let mut req = format!("set big 0 0 {}\r\n", value.len()).into_bytes();
+    req.extend_from_slice(&value);
+    req.extend_from_slice(b"\r\n");
+    c.roundtrip(&req, b"STORED\r\n");
+    let before = server.rss_kib();
+    // 400 hits of 500 KB = 200 MB of replies, requested in a 1.6 KB line
+    // that the client does not read yet.
+    c.send(format!("get{}\r\n", " big".repeat(400)).as_bytes());
+    std::thread::sleep(Duration::from_millis(1500));
+    let grown = server.rss_kib().saturating_sub(before);
+    assert!(
+        grown < 64 * 1024,
+        "RSS grew {grown} KiB for one unread multi-get"
+    );
+    server.connect().assert_alive("multi-get");
+    // The replies are all there, in order, once the client reads.
+    for _ in 0..400 {
+        assert_eq!(c.read_line(), "VALUE big 0 500000\r\n");
+        let v = c.read_exact(value.len() + 2);
+        assert!(v[..value.len()] == value[..] && v.ends_with(b"\r\n"));
+    }
+    assert_eq!(c.read_line(), "END\r\n");
+    let _ = against_memcached;
+}

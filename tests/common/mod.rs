@@ -291,3 +291,25 @@ impl Conn {
         })
     }
 }
+
+impl Conn {
+    /// Asserts the connection still answers: `version` gives `VERSION …`.
+    pub fn assert_alive(&mut self, after: &str) {
+        self.send(b"version\r\n");
+        let line = self.read_line();
+        assert!(
+            line.starts_with("VERSION "),
+            "after {after}: expected VERSION, got {line:?}"
+        );
+    }
+
+    /// Reads whatever arrives until `quiet` passes without data or EOF.
+    pub fn read_available(&mut self, quiet: Duration) -> Vec<u8> {
+        self.stream.set_read_timeout(Some(quiet)).ok();
+        while self.fill() {}
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok();
+        std::mem::take(&mut self.buf)
+    }
+}
