@@ -119,6 +119,11 @@ pub fn process(
         } else {
             &buf[..nl]
         };
+        // memcached reads the line as a C string: a NUL ends the command.
+        let line = match memchr::memchr(0, line) {
+            Some(z) => &line[..z],
+            None => line,
+        };
         let rest = &buf[nl + 1..];
         let step = if is_meta(line) {
             meta::handle(line, rest, out, ctx)
