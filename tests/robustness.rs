@@ -800,3 +800,51 @@ fn multiget_of_a_large_value_does_not_balloon_memory() {
     assert_eq!(c.read_line(), "END\r\n");
     let _ = against_memcached;
 }
+
+/// The same multi-get over UDP: the reply cannot be numbered past 65535
+/// datagrams, so it must not be built past that either.
+#[test]
+fn udp_multiget_of_a_large_value_is_bounded() {
+    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free udp port");
+    let server = Server::start(&["-m", "64", "-U", &udp_port.to_string()]);
+    let mut c = server.connect();
+    let value = vec![b'v'; 500_000];
+    let mut req = format!("set b 0 0 {}\r\n", value.len()).into_bytes();
+    req.extend_from_slice(&value);
+    req.extend_from_slice(b"\r\n");
+    c.roundtrip(&req, b"STORED\r\n");
+    let before = server.rss_kib();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    // 650 hits of 500 KB = 325 MB of replies from one 1.3 KB datagram.
+    let mut dgram = vec![0, 1, 0, 0, 0, 1, 0, 0];
+    dgram.extend_from_slice(format!("get{}\r\n", " b".repeat(650)).as_bytes());
+    sock.send_to(&dgram, ("127.0.0.1", udp_port)).expect("send");
+    std::thread::sleep(Duration::from_millis(2000));
+    let grown = server.rss_kib().saturating_sub(before);
+    assert!(
+        grown < 128 * 1024,
+        "RSS grew {grown} KiB for one UDP multi-get"
+    );
+    // Still serving UDP: a small request gets its one-datagram reply.
+    sock.set_read_timeout(Some(Duration::from_millis(500))).ok();
+    let mut buf = vec![0u8; 2048];
+    let mut answered = false;
+    for _ in 0..20 {
+        sock.send_to(b"\0\x02\0\0\0\x01\0\0version\r\n", ("127.0.0.1", udp_port))
+            .expect("send");
+        while let Ok((n, _)) = sock.recv_from(&mut buf) {
+            if n > 8 && buf[..2] == [0, 2] && buf[8..n].starts_with(b"VERSION ") {
+                answered = true;
+                break;
+            }
+        }
+        if answered {
+            break;
+        }
+    }
+    assert!(answered, "no UDP answer to version");
+    server.connect().assert_alive("UDP multi-get");
+}
