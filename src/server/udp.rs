@@ -19,6 +19,11 @@ const HEADER: usize = 8;
 /// memcached's UDP_MAX_PAYLOAD_SIZE: whole datagram, header included.
 const MAX_DATAGRAM: usize = 1400;
 const CHUNK: usize = MAX_DATAGRAM - HEADER;
+/// The longest reply that can be numbered (a 16-bit datagram count). A
+/// multi-get pauses past it; such a reply is dropped, never built in full.
+const MAX_REPLY: usize = u16::MAX as usize * CHUNK;
+/// Reply buffer capacity kept between datagrams.
+const OUT_KEEP: usize = 64 * 1024;
 
 /// Binds the UDP sockets: `-U` port on every `-l` host (all interfaces by default).
 pub fn bind_all(c: &crate::config::Config) -> io::Result<Vec<UdpSocket>> {
@@ -114,7 +119,12 @@ pub fn serve(sock: UdpSocket, shared: Arc<Shared>, stats: Arc<WorkerStats>, stop
         out.clear();
         let payload = &buf[HEADER..n];
         let mut session = Session::default();
-        let p = protocol::process(&mut session, payload, &mut out, &ctx, usize::MAX / 2);
+        let p = protocol::process(&mut session, payload, &mut out, &ctx, MAX_REPLY);
+        if p.yielded || out.len() > MAX_REPLY {
+            // memcached could not number it either; free the big buffer.
+            out = Vec::with_capacity(OUT_KEEP);
+            continue;
+        }
         if p.consumed < payload.len() && !p.close {
             out.extend_from_slice(b"CLIENT_ERROR bad data chunk\r\n");
         }
@@ -122,9 +132,6 @@ pub fn serve(sock: UdpSocket, shared: Arc<Shared>, stats: Arc<WorkerStats>, stop
             continue;
         }
         let count = out.len().div_ceil(CHUNK);
-        if count > u16::MAX as usize {
-            continue; // reply cannot be numbered; memcached could not send it either
-        }
         for (seq, chunk) in out.chunks(CHUNK).enumerate() {
             dgram.clear();
             dgram.extend_from_slice(&rid);
@@ -135,6 +142,9 @@ pub fn serve(sock: UdpSocket, shared: Arc<Shared>, stats: Arc<WorkerStats>, stop
             if let Ok(w) = sock.send_to(&dgram, peer) {
                 stats.bytes_written.add(w as u64);
             }
+        }
+        if out.capacity() > 16 * OUT_KEEP {
+            out = Vec::with_capacity(OUT_KEEP); // do not keep a huge reply's buffer
         }
     }
 }
