@@ -528,6 +528,52 @@ proptest! {
     }
 }
 
+/// No command lets a key over 250 bytes reach the store (item headers keep
+/// the key length in one byte): every protocol refuses it up front.
+#[test]
+fn keys_over_250_bytes_are_refused_by_every_command() {
+    for len in [251, 255, 256, 300, 1000] {
+        let k = "k".repeat(len);
+        let b64 = "a".repeat(len.next_multiple_of(4)); // valid base64, still too long
+        let requests = [
+            format!("set {k} 0 0 1\r\nx\r\n"),
+            format!("add {k} 0 0 1\r\nx\r\n"),
+            format!("replace {k} 0 0 1\r\nx\r\n"),
+            format!("append {k} 0 0 1\r\nx\r\n"),
+            format!("prepend {k} 0 0 1\r\nx\r\n"),
+            format!("cas {k} 0 0 1 1\r\nx\r\n"),
+            format!("incr {k} 1\r\n"),
+            format!("decr {k} 1\r\n"),
+            format!("delete {k}\r\n"),
+            format!("touch {k} 0\r\n"),
+            format!("get a {k}\r\n"),
+            format!("gets {k}\r\n"),
+            format!("gat 0 {k}\r\n"),
+            format!("gats 0 {k}\r\n"),
+            format!("mg {k} v\r\n"),
+            format!("ms {k} 1\r\nx\r\n"),
+            format!("ms {k} 1 I\r\nx\r\n"),
+            format!("md {k}\r\n"),
+            format!("ma {k} N0 J1\r\n"),
+            format!("me {k}\r\n"),
+            format!("mg {b64} b v\r\n"),
+            format!("ms {b64} 1 b\r\nx\r\n"),
+            format!("ma {b64} b N0 J1\r\n"),
+        ];
+        for req in &requests {
+            let mut d = Driver::new(1 << 20, 1 << 20, 0);
+            let out = String::from_utf8_lossy(&d.feed(req.as_bytes())).into_owned();
+            assert!(
+                out.starts_with("CLIENT_ERROR") || out.starts_with("ERROR"),
+                "{}… ({len}-byte key) answered {out:?}",
+                &req[..12]
+            );
+            let items = String::from_utf8_lossy(&d.feed(b"stats items\r\n")).into_owned();
+            assert_eq!(items, "END\r\n", "{}… stored an item", &req[..12]);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Over real sockets
 
