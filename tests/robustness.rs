@@ -695,8 +695,14 @@ fn garbage_lines_get_memcached_answers_and_keep_the_connection() {
         (b"mn\0 junk\r\n".to_vec(), b"MN\r\n"),
         // memcached's strtok skips empty class ids.
         (b"lru_crawler crawl 1,,2,\r\n".to_vec(), b"OK\r\n"),
-        (b"lru_crawler crawl ,\r\n".to_vec(), b"NOTSTARTED no items to crawl\r\n"),
-        (b"lru_crawler crawl 1,64\r\n".to_vec(), b"BADCLASS invalid class id\r\n"),
+        (
+            b"lru_crawler crawl ,\r\n".to_vec(),
+            b"NOTSTARTED no items to crawl\r\n",
+        ),
+        (
+            b"lru_crawler crawl 1,64\r\n".to_vec(),
+            b"BADCLASS invalid class id\r\n",
+        ),
     ];
     for (req, expected) in &cases {
         let mut c = ascii_conn(&server);

@@ -131,6 +131,8 @@ pub enum CrawlOutcome {
     Ok,
     Disabled,
     BadClass,
+    /// No class id given at all (`lru_crawler crawl ,`).
+    NotStarted,
 }
 
 /// `lru_crawler crawl <all|id,id,...>`: reclaim expired items now. Our
@@ -140,7 +142,12 @@ pub fn lru_crawl(ctx: &Ctx, classes: &[u8]) -> CrawlOutcome {
         return CrawlOutcome::Disabled;
     }
     if classes != b"all" {
-        let valid = classes.split(|&b| b == b',').all(|id| {
+        // memcached's strtok skips empty ids ("1,,2," is 1 and 2).
+        let mut ids = classes.split(|&b| b == b',').filter(|id| !id.is_empty());
+        if ids.clone().next().is_none() {
+            return CrawlOutcome::NotStarted;
+        }
+        let valid = ids.all(|id| {
             std::str::from_utf8(id)
                 .ok()
                 .and_then(|s| s.parse::<u32>().ok())

@@ -641,6 +641,7 @@ pub fn handle(
                 CrawlOutcome::Ok => b"OK",
                 CrawlOutcome::Disabled => b"CLIENT_ERROR lru crawler disabled",
                 CrawlOutcome::BadClass => b"BADCLASS invalid class id",
+                CrawlOutcome::NotStarted => b"NOTSTARTED no items to crawl",
             };
             reply(out, false, msg);
             Step::Done(0)
