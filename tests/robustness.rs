@@ -904,3 +904,28 @@ fn udp_multiget_of_a_large_value_is_bounded() {
     assert!(answered, "no UDP answer to version");
     server.connect().assert_alive("UDP multi-get");
 }
+
+/// A client that sends a big multi-get and then half-closes still gets
+/// every value before the server closes (memcached answers what it read).
+#[test]
+fn multiget_then_half_close_gets_every_value() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let value = vec![b'h'; 300_000];
+    let mut req = format!("set h 0 0 {}\r\n", value.len()).into_bytes();
+    req.extend_from_slice(&value);
+    req.extend_from_slice(b"\r\n");
+    c.roundtrip(&req, b"STORED\r\n");
+    c.send(format!("get{}\r\n", " h".repeat(100)).as_bytes());
+    c.stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    std::thread::sleep(Duration::from_millis(200));
+    for i in 0..100 {
+        assert_eq!(c.read_line(), "VALUE h 0 300000\r\n", "value {i}");
+        let v = c.read_exact(value.len() + 2);
+        assert!(v.ends_with(b"\r\n"));
+    }
+    assert_eq!(c.read_line(), "END\r\n");
+    assert!(c.is_closed(), "closed after answering");
+}
