@@ -31,6 +31,19 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8};
 /// Items examined at an LRU tail per pull (memcached walks 5).
 const TAIL_TRIES: usize = 5;
 
+/// CAS ids a thread reserves from the global counter at a time.
+const CAS_BLOCK: u64 = 1024;
+
+/// Distinguishes stores in one process (tests run many), so a thread's
+/// reserved CAS block is only used for the store it came from.
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's CAS block: (store id, next id, end exclusive).
+    static CAS_BLOCK_CACHE: std::cell::Cell<(u64, u64, u64)> =
+        const { std::cell::Cell::new((0, 0, 0)) };
+}
+
 /// Why an item is no longer live.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Dead {
@@ -58,7 +71,10 @@ pub(crate) struct Inner {
     /// Owner class of each page (0 = none).
     pub page_class: Box<[AtomicU8]>,
     pub ht: HashTable,
+    /// Global CAS counter: every id handed out (in per-thread blocks) is at most this.
     pub cas: AtomicU64,
+    /// This store's id for the per-thread CAS blocks.
+    id: u64,
     /// Delayed flush: items last accessed before this time are dead once it passes.
     pub flush_at: AtomicU32,
     /// Immediate flush (with CAS on): items whose CAS is at most this are
@@ -173,6 +189,7 @@ impl Inner {
             page_class: (0..max_pages).map(|_| AtomicU8::new(0)).collect(),
             ht: HashTable::new(cfg.hashpower),
             cas: AtomicU64::new(0),
+            id: NEXT_STORE_ID.fetch_add(1, Relaxed),
             flush_at: AtomicU32::new(0),
             flush_cas: AtomicU64::new(0),
             crawler: std::sync::OnceLock::new(),
@@ -224,12 +241,28 @@ impl Inner {
         self.cstate[cls].lock()
     }
 
-    pub fn next_cas(&self) -> u64 {
-        if self.cfg.use_cas {
-            self.cas.fetch_add(1, Relaxed) + 1
-        } else {
-            0
+    /// A fresh CAS id. Ids come from a per-thread block reserved from the
+    /// global counter (`cas`), so stores on different workers do not bounce
+    /// one cache line; they stay unique server-wide. The id is above `floor`
+    /// (the replaced item's CAS, so a key's CAS only grows, which meta's
+    /// invalidation compares rely on) and above `flush_cas` (else a store
+    /// after `flush_all` would be born flushed); a block that cannot satisfy
+    /// that is dropped for a fresh one, which is above every id handed out.
+    pub fn next_cas(&self, floor: u64) -> u64 {
+        if !self.cfg.use_cas {
+            return 0;
         }
+        let floor = floor.max(self.flush_cas.load(Relaxed));
+        CAS_BLOCK_CACHE.with(|b| {
+            let (store, next, end) = b.get();
+            if store == self.id && next < end && next > floor {
+                b.set((store, next + 1, end));
+                return next;
+            }
+            let first = self.cas.fetch_add(CAS_BLOCK, Relaxed) + 1;
+            b.set((self.id, first + 1, first + CAS_BLOCK));
+            first
+        })
     }
 
     /// With -C no item has a CAS, so a compare never matches (memcached: EXISTS).
@@ -1136,7 +1169,8 @@ impl Inner {
         if win_sent {
             h.set(bits::WIN);
         }
-        let cas = req.new_cas.unwrap_or_else(|| self.next_cas());
+        let floor = if old != NIL { oc.cas(&self.lay) } else { 0 };
+        let cas = req.new_cas.unwrap_or_else(|| self.next_cas(floor));
         c.set_cas(&self.lay, cas);
         self.link(hv, r, old, now);
         StoreOutcome::Stored(if self.cfg.use_cas { cas } else { 0 })
@@ -1164,7 +1198,9 @@ impl Inner {
             if let Some(x) = exp {
                 h.exptime.store(x, Relaxed);
             }
-            let cas = req.new_cas.unwrap_or_else(|| self.next_cas());
+            let cas = req
+                .new_cas
+                .unwrap_or_else(|| self.next_cas(c.cas(&self.lay)));
             c.set_cas(&self.lay, cas);
             return DeleteOutcome::Deleted;
         }
@@ -1240,7 +1276,9 @@ impl Inner {
         let text_s = value.to_string();
         let text = text_s.as_bytes();
         let old_len = cur_bytes.len();
-        let cas = req.new_cas.unwrap_or_else(|| self.next_cas());
+        let cas = req
+            .new_cas
+            .unwrap_or_else(|| self.next_cas(c.cas(&self.lay)));
         if let Some(x) = req.new_exptime {
             h.exptime.store(x, Relaxed);
         }
