@@ -908,22 +908,28 @@ impl Inner {
         let c = self.chunk(r);
         let h = c.hdr();
         let nkey = h.nkey.load(Relaxed) as usize;
+        if !h.has(bits::CHAINED) {
+            // One destination range: no bookkeeping (and no allocation).
+            let mut off = self.lay.val_off(nkey);
+            for s in src {
+                // SAFETY: fresh unpublished chunk; the sources add up to
+                // `nbytes`, which `alloc_item` sized the chunk for.
+                unsafe { c.bytes_mut(off, s.len()).copy_from_slice(s) };
+                off += s.len();
+            }
+            return;
+        }
         // Destination pieces: (chunk, offset, len).
         let mut dst: Vec<(Ref, usize, usize)> = Vec::new();
         let total = h.nbytes.load(Relaxed) as usize;
-        if h.has(bits::CHAINED) {
-            let size = self.classes[self.largest_class()].size;
-            let off = self.lay.chain_data_off(nkey);
-            let head_n = total.min(size - off);
-            dst.push((r, off, head_n));
-            let mut p = c.chain_next(&self.lay);
-            while p != NIL {
-                let ph = self.chunk(p).hdr();
-                dst.push((p, super::item::HDR, ph.nbytes.load(Relaxed) as usize));
-                p = ph.next.load(Relaxed);
-            }
-        } else {
-            dst.push((r, self.lay.val_off(nkey), total));
+        let size = self.classes[self.largest_class()].size;
+        let off = self.lay.chain_data_off(nkey);
+        dst.push((r, off, total.min(size - off)));
+        let mut p = c.chain_next(&self.lay);
+        while p != NIL {
+            let ph = self.chunk(p).hdr();
+            dst.push((p, super::item::HDR, ph.nbytes.load(Relaxed) as usize));
+            p = ph.next.load(Relaxed);
         }
         let mut di = 0;
         let mut doff = 0;
@@ -1239,19 +1245,19 @@ impl Inner {
             }
             return StoreOutcome::NoMemory;
         };
-        let mut src: Vec<&[u8]> = Vec::with_capacity(old_parts.len() + 1);
-        match req.mode {
-            SetMode::Append => {
+        if concat {
+            let mut src: Vec<&[u8]> = Vec::with_capacity(old_parts.len() + 1);
+            if req.mode == SetMode::Append {
                 src.extend_from_slice(&old_parts);
                 src.push(req.value);
-            }
-            SetMode::Prepend => {
+            } else {
                 src.push(req.value);
                 src.extend_from_slice(&old_parts);
             }
-            _ => src.push(req.value),
+            self.write_value(r, &src);
+        } else {
+            self.write_value(r, &[req.value]);
         }
-        self.write_value(r, &src);
         let c = self.chunk(r);
         let h = c.hdr();
         h.flags.store(flags, Relaxed);
