@@ -995,18 +995,7 @@ impl Inner {
         } else {
             self.ht.insert(&self.arena, hv, r);
         }
-        let exp = h.exptime.load(Relaxed);
-        if exp != 0 && !self.ttl_seen.load(Relaxed) {
-            self.ttl_seen.store(true, Relaxed);
-        }
-        let seg = if self.cfg.temporary_ttl > 0
-            && exp != 0
-            && exp.saturating_sub(now) <= self.cfg.temporary_ttl
-        {
-            TEMP
-        } else {
-            HOT
-        };
+        let seg = self.segment_for(h.exptime.load(Relaxed), now);
         h.lru.store(seg, Relaxed);
         let cls = h.clsid.load(Relaxed) as usize;
         let mut cs = self.lock_class(cls);
@@ -1084,8 +1073,12 @@ impl Inner {
     }
 
     /// LRU segment of a newly stored item: TEMP for a short TTL, else HOT.
+    /// Also tells the crawler that an item with a TTL exists.
     #[inline]
     fn segment_for(&self, exp: RelTime, now: RelTime) -> u8 {
+        if exp != 0 && !self.ttl_seen.load(Relaxed) {
+            self.ttl_seen.store(true, Relaxed);
+        }
         if self.cfg.temporary_ttl > 0
             && exp != 0
             && exp.saturating_sub(now) <= self.cfg.temporary_ttl
@@ -1485,6 +1478,7 @@ pub fn parse_u64(v: &[u8]) -> Option<u64> {
 mod perf_tests {
     //! CAS blocks and in-place overwrite (the two set-path shortcuts above).
     use super::super::*;
+    use std::sync::atomic::Ordering::Relaxed;
     use std::sync::mpsc::channel;
 
     fn quiet() -> StoreConfig {
@@ -1598,6 +1592,12 @@ mod perf_tests {
         assert_eq!(s.stats().bytes, bytes - 4);
         assert_eq!(s.stats().curr_items, 1);
         assert_eq!(s.stats().total_items, 2);
+        // A TTL given in place wakes the crawler like a fresh item's does.
+        s.inner.ttl_seen.store(false, Relaxed);
+        let exp = crate::clock::now() + 100;
+        s.store(&StoreRequest::new(b"k", &[b'e'; 196], 0, exp, SetMode::Set));
+        assert!(s.inner.ttl_seen.load(Relaxed));
+        assert_eq!(get(&s, b"k").unwrap().1.exptime, exp);
         // A much larger value moves to another chunk; accounting still adds up.
         set(&s, b"k", &[b'c'; 5000]);
         assert_eq!(get(&s, b"k").unwrap().0, vec![b'c'; 5000]);
