@@ -693,6 +693,17 @@ fn garbage_lines_get_memcached_answers_and_keep_the_connection() {
             b"CLIENT_ERROR bad command line format\r\n",
         ),
         (b"mn\0 junk\r\n".to_vec(), b"MN\r\n"),
+        // Meta numbers parse like C's strtol: whitespace around them is fine.
+        (b"ms k \t1\r\nx\r\n".to_vec(), b"HD\r\n"),
+        (b"ms k 1\t\r\nx\r\n".to_vec(), b"HD\r\n"),
+        (
+            b"ms k 1 T\t0 F\x0b7\r\nx\r\nmg k v f\r\n".to_vec(),
+            b"HD\r\nVA 1 f7\r\nx\r\n",
+        ),
+        (
+            b"ms n 1\r\n5\r\nma n D\t3 v\r\nma n D3\x0c v\r\nma n D+2 v\r\n".to_vec(),
+            b"HD\r\nVA 1\r\n8\r\nVA 2\r\n11\r\nVA 2\r\n13\r\n",
+        ),
         // memcached's strtok skips empty class ids.
         (b"lru_crawler crawl 1,,2,\r\n".to_vec(), b"OK\r\n"),
         (
