@@ -9,7 +9,7 @@
 
 use crate::command::meta::{self as exec, MetaRequest, KEY_MAX, MAX_TOKENS};
 use crate::command::Ctx;
-use crate::protocol::Step;
+use crate::protocol::{number, Step};
 
 /// memcached rejects a meta line with this many tokens or more (its limit of
 /// 20 counts a terminal empty token).
@@ -313,52 +313,15 @@ fn parse_flags<'a>(
     }
 }
 
-/// memcached's `safe_strtol`: strtol (optional sign, decimal, 64-bit range),
-/// then truncated to 32 bits as memcached stores it in an `int32_t`.
+/// memcached's `safe_strtol` into an `int32_t`. The text protocol's rules
+/// (`number`), so C whitespace around a number is accepted as memcached does.
 fn parse_i32(s: &[u8]) -> Option<i32> {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let v = parse_digits(digits)?;
-    let v: i64 = if neg {
-        if v > i64::MAX as u64 + 1 {
-            return None;
-        }
-        (v as i64).wrapping_neg()
-    } else {
-        i64::try_from(v).ok()?
-    };
-    Some(v as i32)
+    number::strtol32(s).map(|v| v as i32)
 }
 
-/// memcached's `safe_strtoull`: strtoull accepts a sign and negates; a
-/// result that looks negative as a signed number is refused if a '-' was given.
+/// memcached's `safe_strtoull`: a sign is accepted, "-1" refused.
 fn parse_u64(s: &[u8]) -> Option<u64> {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let v = parse_digits(digits)?;
-    if !neg {
-        return Some(v);
-    }
-    let v = v.wrapping_neg();
-    (v as i64 >= 0).then_some(v)
-}
-
-/// Decimal digits to u64; None when empty, not all digits, or overflowing.
-fn parse_digits(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
-    }
-    Some(v)
+    number::strtoull(s)
 }
 
 // ---- base64 (keys with the `b` flag) ----
