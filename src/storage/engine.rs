@@ -1011,9 +1011,13 @@ impl Inner {
     #[inline]
     fn fits_in_place(&self, c: Chunk, nbytes: usize) -> bool {
         let h = c.hdr();
-        let nkey = h.nkey.load(Relaxed) as usize;
-        !h.has(bits::CHAINED)
-            && self.class_for(self.lay.total(nkey, nbytes)) == Some(h.clsid.load(Relaxed) as usize)
+        if h.has(bits::CHAINED) {
+            return false;
+        }
+        let total = self.lay.total(h.nkey.load(Relaxed) as usize, nbytes);
+        let cls = h.clsid.load(Relaxed) as usize;
+        // Same as `class_for(total) == Some(cls)` without the search.
+        cls > 0 && self.classes[cls].size >= total && self.classes[cls - 1].size < total
     }
 
     /// Stores a new value into linked item `r` (same key) in place, as if a
