@@ -9,6 +9,7 @@
 
 use crate::clock::{self, exptime_to_rel, ttl_remaining, RelTime};
 use crate::command::Ctx;
+use crate::protocol::number::{push_i64, push_u64};
 use crate::storage::{
     ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, GetOptions, ItemMeta, SetMode,
     StoreOutcome, StoreRequest,
@@ -134,27 +135,6 @@ impl<'a> MetaRequest<'a> {
 }
 
 // ---- small formatting helpers (no fmt machinery, no allocation) ----
-
-pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-}
-
-pub fn push_i64(out: &mut Vec<u8>, n: i64) {
-    if n < 0 {
-        out.push(b'-');
-    }
-    push_u64(out, n.unsigned_abs());
-}
 
 /// ` k<key>`, or ` k<base64 key> b` for binary keys, as memcached echoes them.
 fn push_key(out: &mut Vec<u8>, req: &MetaRequest) {
