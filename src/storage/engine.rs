@@ -1423,10 +1423,10 @@ impl Inner {
             // Lazy, like memcached: everything stored so far is dead from
             // now on (counted as get_flushed when read); the crawler frees it.
             self.flush_cas.store(self.cas.load(Relaxed), Relaxed);
+            // The crawler frees the rest on its next sweep (not woken now:
+            // like memcached, a read right after the flush still finds the
+            // dead item and counts it in get_flushed).
             self.flush_pending.store(true, Relaxed);
-            if let Some(t) = self.crawler.get() {
-                t.unpark();
-            }
             return;
         }
         for stripe in 0..self.ht.nstripes() {
