@@ -101,7 +101,6 @@ fn general_stats_has_every_field() {
 }
 
 #[test]
-#[ignore = "memcrab bug: get_flushed not counted (BUGS-tests.md)"]
 fn counters_count_like_memcached() {
     let s = Server::start(&[]);
     let mut c = s.connect();
