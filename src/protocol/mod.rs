@@ -9,6 +9,7 @@
 
 pub mod meta;
 pub mod number;
+pub mod scan;
 pub mod text;
 
 use crate::command::Ctx;
@@ -110,7 +111,7 @@ pub fn process(
             break;
         }
         let buf = &input[pos..];
-        let Some(nl) = memchr::memchr(b'\n', buf) else {
+        let Some(nl) = scan::find_byte(buf, b'\n') else {
             close = line_too_long(buf);
             break;
         };
@@ -120,7 +121,7 @@ pub fn process(
             &buf[..nl]
         };
         // memcached reads the line as a C string: a NUL ends the command.
-        let line = match memchr::memchr(0, line) {
+        let line = match scan::find_byte(line, 0) {
             Some(z) => &line[..z],
             None => line,
         };

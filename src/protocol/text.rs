@@ -393,34 +393,10 @@ fn next_token(s: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((&s[..end], &s[end..]))
 }
 
-/// Index of the first ' ' in `s`, or its length. Tokens are short, so
-/// this scans 8 bytes per step in a register (SWAR) instead of calling
-/// memchr, whose vector setup cost more than the scan itself per token.
+/// Index of the first ' ' in `s`, or its length.
 #[inline]
 fn token_end(s: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const SPACES: u64 = 0x2020_2020_2020_2020;
-    let mut i = 0;
-    while i + 8 <= s.len() {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&s[i..i + 8]);
-        // Bytes equal to ' ' become 0; the lowest flagged byte is the first
-        // zero (borrows only create false flags above a real zero).
-        let x = u64::from_le_bytes(b) ^ SPACES;
-        let z = x.wrapping_sub(ONES) & !x & HIGHS;
-        if z != 0 {
-            return i + (z.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < s.len() {
-        if s[i] == b' ' {
-            return i;
-        }
-        i += 1;
-    }
-    s.len()
+    super::scan::find_byte(s, b' ').unwrap_or(s.len())
 }
 
 /// get/gets/gat/gats; `rest` is the line after the command name.
@@ -728,7 +704,7 @@ pub fn handle(
 fn next_key(keys: &[u8], pos: usize) -> Option<(&[u8], usize)> {
     let rest = keys.get(pos..)?;
     let start = rest.iter().position(|&b| b != b' ')?;
-    let len = memchr::memchr(b' ', &rest[start..]).unwrap_or(rest.len() - start);
+    let len = token_end(&rest[start..]);
     let end = pos + start + len;
     Some((&keys[pos + start..end], end))
 }
