@@ -1076,13 +1076,20 @@ impl Inner {
         }
     }
 
+    /// Tells the crawler that an item with a TTL exists (stores, and every
+    /// path that changes an exptime: touch, gat, meta T/I, ma T).
+    #[inline]
+    fn note_ttl(&self, exp: RelTime) {
+        if exp != 0 && !self.ttl_seen.load(Relaxed) {
+            self.ttl_seen.store(true, Relaxed);
+        }
+    }
+
     /// LRU segment of a newly stored item: TEMP for a short TTL, else HOT.
     /// Also tells the crawler that an item with a TTL exists.
     #[inline]
     fn segment_for(&self, exp: RelTime, now: RelTime) -> u8 {
-        if exp != 0 && !self.ttl_seen.load(Relaxed) {
-            self.ttl_seen.store(true, Relaxed);
-        }
+        self.note_ttl(exp);
         if self.cfg.temporary_ttl > 0
             && exp != 0
             && exp.saturating_sub(now) <= self.cfg.temporary_ttl
@@ -1112,6 +1119,7 @@ impl Inner {
         let h = c.hdr();
         if let Some(exp) = opts.new_exptime {
             h.exptime.store(exp, Relaxed);
+            self.note_ttl(exp);
         }
         let b = h.bits.load(Relaxed);
         let (first, next) = self.value_parts(r);
@@ -1134,6 +1142,7 @@ impl Inner {
         let out = f(&mut view);
         let m = view.meta;
         h.exptime.store(m.exptime, Relaxed);
+        self.note_ttl(m.exptime);
         let mut set = 0;
         let mut clear = 0;
         if m.stale {
@@ -1294,6 +1303,7 @@ impl Inner {
             h.clear(bits::WIN);
             if let Some(x) = exp {
                 h.exptime.store(x, Relaxed);
+                self.note_ttl(x);
             }
             let cas = req
                 .new_cas
@@ -1378,6 +1388,7 @@ impl Inner {
             .unwrap_or_else(|| self.next_cas(c.cas(&self.lay)));
         if let Some(x) = req.new_exptime {
             h.exptime.store(x, Relaxed);
+            self.note_ttl(x);
         }
         let exptime = h.exptime.load(Relaxed);
         if text.len() <= old_len {
@@ -1632,5 +1643,27 @@ mod perf_tests {
             }
         });
         assert_eq!(s.stats().curr_items, 8);
+    }
+
+    #[test]
+    fn exptime_changes_wake_the_crawler() {
+        let s = Store::new(quiet());
+        set(&s, b"t", b"v");
+        set(&s, b"n", b"1");
+        let exp = crate::clock::now() + 100;
+        // touch / gat / mg T
+        s.inner.ttl_seen.store(false, Relaxed);
+        let opts = GetOptions {
+            new_exptime: Some(exp),
+            ..Default::default()
+        };
+        assert!(s.get(b"t", opts, |_| ()).is_some());
+        assert!(s.inner.ttl_seen.load(Relaxed));
+        // ma T
+        s.inner.ttl_seen.store(false, Relaxed);
+        let mut req = ArithRequest::new(b"n", true, 1);
+        req.new_exptime = Some(exp);
+        assert!(matches!(s.arith(&req), ArithOutcome::Value { .. }));
+        assert!(s.inner.ttl_seen.load(Relaxed));
     }
 }
