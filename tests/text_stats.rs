@@ -383,3 +383,22 @@ fn conn_yields_counted_when_requests_per_event_exceeded() {
     );
     assert!(num(&c.stats(""), "conn_yields") >= 5);
 }
+
+#[test]
+fn store_over_flushed_item_counts_reclaimed() {
+    // memcached's issue_183.t: with `-o no_modern` (one LRU, so the new
+    // item's allocation finds the flushed copy at the tail) a set that
+    // replaces a flushed copy of its key counts it as reclaimed. With the
+    // segmented LRU the copy is still in HOT, which memcached does not
+    // search, so nothing is counted.
+    for (args, reclaimed) in [(&["-o", "no_modern"][..], 1), (&[][..], 0)] {
+        let s = Server::start(args);
+        let mut c = s.connect();
+        c.roundtrip(b"set key 0 0 1\r\n1\r\n", b"STORED\r\n");
+        assert_eq!(num(&c.stats(""), "reclaimed"), 0);
+        c.roundtrip(b"flush_all\r\n", b"OK\r\n");
+        c.roundtrip(b"set key 0 0 1\r\n2\r\n", b"STORED\r\n");
+        assert_eq!(num(&c.stats(""), "reclaimed"), reclaimed, "{args:?}");
+        c.roundtrip(b"get key\r\n", b"VALUE key 0 1\r\n2\r\nEND\r\n");
+    }
+}

@@ -329,15 +329,27 @@ impl Inner {
         self.free_locked(&mut cs, r);
     }
 
-    /// Unlinks a dead item found by a lookup and counts why.
-    fn reap(&self, hv: u64, r: Ref, why: Dead) {
+    /// Unlinks a dead item found by a lookup and counts why. `replacing`: a
+    /// store is about to take the key's place. memcached counts a flushed
+    /// item as reclaimed there only when its allocation finds it at the COLD
+    /// tail: always COLD without the LRU maintainer (`-o no_modern`), else
+    /// only once it has aged out of HOT/WARM.
+    fn reap(&self, hv: u64, r: Ref, why: Dead, replacing: bool) {
         let c = self.chunk(r);
         let fetched = c.hdr().has(bits::FETCHED);
+        let replacing =
+            replacing && (!self.cfg.lru_maintainer || c.hdr().lru.load(Relaxed) == COLD);
         self.ht.remove(&self.arena, hv, r);
         let cls = c.hdr().clsid.load(Relaxed) as usize;
         let mut cs = self.lock_class(cls);
         match why {
             Dead::Expired => {
+                cs.c.reclaimed += 1;
+                if !fetched {
+                    cs.c.expired_unfetched += 1;
+                }
+            }
+            Dead::Flushed if replacing => {
                 cs.c.reclaimed += 1;
                 if !fetched {
                     cs.c.expired_unfetched += 1;
@@ -349,7 +361,14 @@ impl Inner {
     }
 
     /// Looks up a live item; reaps it if dead. Caller holds the stripe.
-    fn find_live(&self, hv: u64, key: &[u8], now: RelTime, count_get: bool) -> Ref {
+    fn find_live(
+        &self,
+        hv: u64,
+        key: &[u8],
+        now: RelTime,
+        count_get: bool,
+        replacing: bool,
+    ) -> Ref {
         let r = self.ht.find(&self.arena, &self.lay, hv, key);
         if r == NIL {
             return NIL;
@@ -361,7 +380,7 @@ impl Inner {
                     Dead::Flushed => self.get_flushed.fetch_add(1, Relaxed),
                 };
             }
-            self.reap(hv, r, why);
+            self.reap(hv, r, why, replacing);
             return NIL;
         }
         r
@@ -1111,7 +1130,7 @@ impl Inner {
         let now = clock::now();
         let hv = hash_key(key);
         let _g = self.ht.lock(self.ht.stripe_of(hv));
-        let r = self.find_live(hv, key, now, true);
+        let r = self.find_live(hv, key, now, true, false);
         if r == NIL {
             return None;
         }
@@ -1181,7 +1200,7 @@ impl Inner {
         let hv = hash_key(req.key);
         let s = self.ht.stripe_of(hv);
         let _g = self.ht.lock(s);
-        let old = self.find_live(hv, req.key, now, false);
+        let old = self.find_live(hv, req.key, now, false, true);
         let oc = self.chunk(if old == NIL { 1 } else { old });
         let mut stale = false;
         if let Some(c) = req.compare_cas {
@@ -1287,7 +1306,7 @@ impl Inner {
         let hv = hash_key(req.key);
         let s = self.ht.stripe_of(hv);
         let _g = self.ht.lock(s);
-        let r = self.find_live(hv, req.key, now, false);
+        let r = self.find_live(hv, req.key, now, false, false);
         if r == NIL {
             return DeleteOutcome::NotFound;
         }
@@ -1336,7 +1355,7 @@ impl Inner {
         let hv = hash_key(req.key);
         let s = self.ht.stripe_of(hv);
         let g = self.ht.lock(s);
-        let r = self.find_live(hv, req.key, now, false);
+        let r = self.find_live(hv, req.key, now, false, false);
         if r == NIL {
             drop(g);
             if let Some((initial, exptime)) = req.vivify {
