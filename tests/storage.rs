@@ -251,3 +251,44 @@ fn eight_threads_only_ever_read_values_written_for_that_key() {
         .sum();
     assert!(seen > 100, "too few hits to check anything: {seen}");
 }
+
+fn total_malloced(c: &mut Conn) -> u64 {
+    c.stats("slabs")["total_malloced"].parse().unwrap()
+}
+
+#[test]
+fn cache_memlimit_grows_and_shrinks_malloced_memory() {
+    // memcached's dyn-maxbytes.t: raising the limit lets a full cache take
+    // more pages; lowering it and emptying the cache gives pages back.
+    // memcached decides over `slab_automove_window` seconds (30 by default).
+    let s = Server::start(&["-m", "2", "-o", "slab_automove_window=3"]);
+    let mut c = s.connect();
+    set_many(&mut c, "k", 0..40, 66560); // more than 2 MB: evicts
+    assert_ne!(c.stats("")["evictions"], "0");
+    let full = total_malloced(&mut c);
+    assert!(full <= 2 << 20, "{full}");
+    c.roundtrip(b"cache_memlimit 16\r\n", b"OK\r\n");
+    set_many(&mut c, "k", 40..150, 66560);
+    let grown = total_malloced(&mut c);
+    assert!(grown > full, "grew: {grown} > {full}");
+    c.roundtrip(b"cache_memlimit 8\r\n", b"OK\r\n");
+    let mut req = Vec::new();
+    for i in 0..150 {
+        req.extend_from_slice(format!("delete k{i}\r\n").as_bytes());
+    }
+    c.send(&req);
+    for _ in 0..150 {
+        let l = c.read_line();
+        assert!(l == "DELETED\r\n" || l == "NOT_FOUND\r\n", "{l}");
+    }
+    // The rebalancer releases the emptied pages in the background.
+    let mut now = grown;
+    for _ in 0..80 {
+        now = total_malloced(&mut c);
+        if now <= 8 << 20 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(now < grown && now <= 8 << 20, "shrunk: {now} (was {grown})");
+}

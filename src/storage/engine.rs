@@ -59,6 +59,17 @@ pub(crate) struct PagePool {
     pub limit: u32,
     /// Pages given back by classes (already resident), reused first.
     pub free: Vec<u32>,
+    /// Pages handed back to the OS after `cache_memlimit` shrank the limit
+    /// (like memcached freeing pages above its limit); reused before new
+    /// ones once the limit allows.
+    pub released: Vec<u32>,
+}
+
+impl PagePool {
+    /// Pages holding memory: taken from the arena and not released.
+    pub fn malloced(&self) -> u32 {
+        self.next_new - 1 - self.released.len() as u32
+    }
 }
 
 pub(crate) struct Inner {
@@ -185,6 +196,7 @@ impl Inner {
                 next_new: 1,
                 limit,
                 free: Vec::new(),
+                released: Vec::new(),
             }),
             page_class: (0..max_pages).map(|_| AtomicU8::new(0)).collect(),
             ht: HashTable::new(cfg.hashpower),
@@ -217,8 +229,37 @@ impl Inner {
 
     pub fn set_limit(&self, bytes: usize) {
         let l = Self::pages_for(bytes, self.arena.page_size(), self.arena.max_pages());
-        self.pool.lock().limit = l;
+        let mut pool = self.pool.lock();
+        pool.limit = l;
+        self.release_excess(&mut pool);
+        drop(pool);
         self.limit_bytes.store(bytes as u64, Relaxed);
+    }
+
+    /// Is more memory held than the limit allows (after `cache_memlimit`
+    /// lowered it)? The maintainer then empties pages to release.
+    pub fn over_limit(&self) -> bool {
+        let pool = self.pool.lock();
+        pool.malloced() > pool.limit
+    }
+
+    /// Gives pooled pages back to the OS while more are held than the limit
+    /// allows. Pool lock held; pooled pages belong to no class, so nothing
+    /// reads them.
+    fn release_excess(&self, pool: &mut PagePool) {
+        while pool.malloced() > pool.limit {
+            let Some(page) = pool.free.pop() else { break };
+            // SAFETY: one whole page inside the arena's private anonymous
+            // mapping; it stays mapped (reads see zeroes until reused).
+            unsafe {
+                libc::madvise(
+                    self.arena.page_ptr(page) as *mut libc::c_void,
+                    self.arena.page_size(),
+                    libc::MADV_DONTNEED,
+                );
+            }
+            pool.released.push(page);
+        }
     }
 
     #[inline]
@@ -392,9 +433,11 @@ impl Inner {
             let mut pool = self.pool.lock();
             if let Some(p) = pool.free.pop() {
                 p
-            } else if pool.next_new <= pool.limit
-                && (pool.next_new as usize) < self.arena.max_pages()
-            {
+            } else if pool.malloced() >= pool.limit {
+                return false;
+            } else if let Some(p) = pool.released.pop() {
+                p
+            } else if (pool.next_new as usize) < self.arena.max_pages() {
                 pool.next_new += 1;
                 pool.next_new - 1
             } else {
@@ -780,7 +823,10 @@ impl Inner {
         let Some(page) = page else { return false };
         if self.evacuate(src, &mut cs, page, held, protect) {
             drop(cs);
-            self.pool.lock().free.push(page);
+            let mut pool = self.pool.lock();
+            pool.free.push(page);
+            self.release_excess(&mut pool);
+            drop(pool);
             self.slabs_moved.fetch_add(1, Relaxed);
             true
         } else {

@@ -84,6 +84,9 @@ pub(crate) fn maintainer(inner: Arc<Inner>) {
                 .expand(&inner.arena, |r| hash_key(inner.chunk(r).key(&lay)));
         }
         if last_automove.elapsed() >= AUTOMOVE_EVERY {
+            if inner.cfg.slab_reassign && inner.over_limit() {
+                work += shrink_to_limit(&inner);
+            }
             let w = last_automove.elapsed().as_secs_f64();
             last_automove = Instant::now();
             automove(&inner, w);
@@ -97,6 +100,24 @@ pub(crate) fn maintainer(inner: Arc<Inner>) {
             return;
         }
     }
+}
+
+/// After `cache_memlimit` lowered the limit below what is held: moves empty
+/// pages out of their classes, which releases them to the OS (as memcached's
+/// rebalancer does). Live items are left alone. Returns pages moved.
+fn shrink_to_limit(inner: &Inner) -> usize {
+    let mut moved = 0;
+    for cls in 1..inner.classes.len() {
+        // An empty page needs a page's worth of free chunks: skip the scan
+        // of classes that cannot have one.
+        if (inner.lock_class(cls).free.count as usize) < inner.classes[cls].per_page {
+            continue;
+        }
+        while moved < 16 && inner.over_limit() && inner.move_page_out(cls, None, NIL, true) {
+            moved += 1;
+        }
+    }
+    moved
 }
 
 /// One automove decision (memcached's `slab_automove` 1 and 2). A class's

@@ -43,7 +43,7 @@ pub(crate) fn stats(inner: &Inner) -> StoreStats {
         s.lru_maintainer_juggles += c.juggles;
     }
     let pool = inner.pool.lock();
-    s.total_malloced = (pool.next_new as u64 - 1) * inner.arena.page_size() as u64;
+    s.total_malloced = pool.malloced() as u64 * inner.arena.page_size() as u64;
     s
 }
 
