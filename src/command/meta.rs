@@ -10,6 +10,7 @@
 use crate::clock::{self, exptime_to_rel, ttl_remaining, RelTime};
 use crate::command::Ctx;
 use crate::protocol::number::{push_i64, push_u64};
+use crate::protocol::Out;
 use crate::storage::{
     ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, GetOptions, ItemMeta, SetMode,
     StoreOutcome, StoreRequest,
@@ -252,7 +253,7 @@ fn write_get_hit(
 }
 
 /// `mg`: read an item and its metadata; vivify (`N`) on a miss.
-pub fn get(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
+pub fn get(req: &MetaRequest, out: &mut Out, ctx: &Ctx) {
     match bad_opaque_at(req) {
         None => get_and_reply(req, out, ctx, true),
         Some(i) => {
@@ -289,7 +290,7 @@ pub const OPAQUE_TOO_LONG: &[u8] = b"CLIENT_ERROR opaque token too long\r\n";
 
 /// `complete`: false when the reply will be replaced by an error (no win
 /// token, no stats).
-fn get_and_reply(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx, complete: bool) {
+fn get_and_reply(req: &MetaRequest, out: &mut Out, ctx: &Ctx, complete: bool) {
     let store = &ctx.shared.store;
     let key = req.key();
     let opts = GetOptions {
@@ -303,7 +304,11 @@ fn get_and_reply(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx, complete: bool
         let hit = store.get(key, opts, |view| {
             let len = view.value_len();
             let ttl_set = write_get_hit(req, &mut view.meta, len, false, now, out, complete);
-            if req.value {
+            if req.value && complete {
+                // May go straight to the socket (see `Out`): only a reply
+                // that is not replaced by an error afterwards.
+                out.put_value(len, view.value_parts());
+            } else if req.value {
                 view.append_value_to(out);
                 out.extend_from_slice(b"\r\n");
             }

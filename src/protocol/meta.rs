@@ -9,7 +9,7 @@
 
 use crate::command::meta::{self as exec, MetaRequest, KEY_MAX, MAX_TOKENS};
 use crate::command::Ctx;
-use crate::protocol::{number, Step};
+use crate::protocol::{number, Out, Step};
 
 /// memcached rejects a meta line with this many tokens or more (its limit of
 /// 20 counts a terminal empty token).
@@ -34,7 +34,7 @@ fn tokenize<'a>(line: &'a [u8], toks: &mut [&'a [u8]; MAX_TOKENS]) -> usize {
 
 /// Handles one meta command. `line` excludes its "\r\n"; `rest` is the input
 /// after it (where an `ms` data block starts).
-pub fn handle(line: &[u8], rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
+pub fn handle(line: &[u8], rest: &[u8], out: &mut Out, ctx: &Ctx) -> Step {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut toks: [&[u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
     let n = tokenize(line, &mut toks);
@@ -445,7 +445,7 @@ mod tests {
                 let line = &input[pos..pos + nl];
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 let rest = &input[pos + nl + 1..];
-                match handle(line, rest, &mut out, &ctx) {
+                match handle(line, rest, &mut Out::buffered(&mut out), &ctx) {
                     Step::Done(n) | Step::Close(n) => pos += nl + 1 + n,
                     Step::NeedMore => break,
                     Step::Swallow { consumed, swallow } => pos += nl + 1 + consumed + swallow,
@@ -532,16 +532,24 @@ mod tests {
             stats: &t.stats,
         };
         let mut out = Vec::new();
-        assert_eq!(handle(b"ms k 5", b"ab", &mut out, &ctx), Step::NeedMore);
+        assert_eq!(
+            handle(b"ms k 5", b"ab", &mut Out::buffered(&mut out), &ctx),
+            Step::NeedMore
+        );
         assert!(out.is_empty());
         assert_eq!(
-            handle(b"ms k 5", b"abcde\r\nmn\r\n", &mut out, &ctx),
+            handle(
+                b"ms k 5",
+                b"abcde\r\nmn\r\n",
+                &mut Out::buffered(&mut out),
+                &ctx
+            ),
             Step::Done(7)
         );
         assert_eq!(out, b"HD\r\n");
         out.clear();
         assert_eq!(
-            handle(b"ms k 5 zz", b"ab", &mut out, &ctx),
+            handle(b"ms k 5 zz", b"ab", &mut Out::buffered(&mut out), &ctx),
             Step::Swallow {
                 consumed: 2,
                 swallow: 5
@@ -550,7 +558,7 @@ mod tests {
         assert_eq!(out, b"CLIENT_ERROR invalid flag\r\n");
         out.clear();
         assert_eq!(
-            handle(b"ms k 2000000", b"", &mut out, &ctx),
+            handle(b"ms k 2000000", b"", &mut Out::buffered(&mut out), &ctx),
             Step::Swallow {
                 consumed: 0,
                 swallow: 2000002
@@ -650,7 +658,7 @@ mod tests {
                 .map(|_| b"ab\r\n"[(next() % 4) as usize])
                 .collect();
             let mut out = Vec::new();
-            match handle(&line, &rest, &mut out, &ctx) {
+            match handle(&line, &rest, &mut Out::buffered(&mut out), &ctx) {
                 Step::NeedMore => assert!(out.is_empty(), "{line:?}"),
                 Step::Done(n) | Step::Close(n) => {
                     assert!(n <= rest.len(), "{line:?}");

@@ -9,10 +9,12 @@
 
 pub mod meta;
 pub mod number;
+pub mod out;
 pub mod scan;
 pub mod text;
 
 use crate::command::Ctx;
+pub use out::{DirectWrite, Out};
 
 /// memcached closes a connection whose buffered line reaches this many bytes
 /// without a newline, unless the line is a `get`/`gets` (multi-gets are unbounded).
@@ -88,6 +90,20 @@ pub fn process(
     session: &mut Session,
     input: &[u8],
     out: &mut Vec<u8>,
+    ctx: &Ctx,
+    out_limit: usize,
+) -> Processed {
+    process_out(session, input, &mut Out::buffered(out), ctx, out_limit)
+}
+
+/// [`process`] with an [`Out`] that may write large values straight to the
+/// socket: value bytes the socket took never enter the buffer, so they do
+/// not count towards `out_limit` and a multi-get of large values keeps
+/// streaming while the client reads.
+pub fn process_out(
+    session: &mut Session,
+    input: &[u8],
+    out: &mut Out,
     ctx: &Ctx,
     out_limit: usize,
 ) -> Processed {

@@ -11,7 +11,7 @@
 //! exactly `<bytes>+2` bytes and the rest is read as the next command.
 
 pub use super::number::{push_u64, strtol32, strtoul32, strtoull};
-use super::Step;
+use super::{Out, Step};
 use crate::command::admin::CrawlOutcome;
 use crate::command::{
     admin, Arith, Ctx, Delete, FlushAll, MemLimit, MemLimitOutcome, Retrieve, Touch, Update,
@@ -468,11 +468,12 @@ fn reply(out: &mut Vec<u8>, noreply: bool, msg: &[u8]) {
     }
 }
 
-/// `VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n`, straight from the item.
+/// `VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n`, straight from the
+/// item (a large value may go to the socket without a copy, see [`Out`]).
 #[inline]
-fn write_value(out: &mut Vec<u8>, key: &[u8], item: &ItemView, cas: bool) {
+fn write_value(out: &mut Out, key: &[u8], item: &ItemView, cas: bool) {
     let len = item.value_len();
-    out.reserve(key.len() + len + 64);
+    out.reserve(key.len() + 64);
     out.extend_from_slice(b"VALUE ");
     out.extend_from_slice(key);
     out.push(b' ');
@@ -484,8 +485,7 @@ fn write_value(out: &mut Vec<u8>, key: &[u8], item: &ItemView, cas: bool) {
         push_u64(out, item.meta.cas);
     }
     out.extend_from_slice(b"\r\n");
-    item.append_value_to(out);
-    out.extend_from_slice(b"\r\n");
+    out.put_value(len, item.value_parts());
 }
 
 /// Consume `total` bytes of `rest`, swallowing what has not arrived yet.
@@ -508,7 +508,7 @@ fn consume_or_swallow(have: usize, total: usize) -> Step {
 pub fn handle(
     line: &[u8],
     rest: &[u8],
-    out: &mut Vec<u8>,
+    out: &mut Out,
     ctx: &Ctx,
     get_resume: &mut usize,
     stop_at: usize,
@@ -718,7 +718,7 @@ fn get(
     keys: &[u8],
     cas: bool,
     touch: Option<i64>,
-    out: &mut Vec<u8>,
+    out: &mut Out,
     ctx: &Ctx,
     resume: &mut usize,
     stop_at: usize,
@@ -730,20 +730,46 @@ fn get(
     let start = out.len();
     let fresh = *resume == 0;
     let mut pos = std::mem::take(resume);
+    // Values sent straight to the socket cannot be taken back either: on a
+    // fresh line, look for a long key before the first one may leave.
+    let mut may_send = !fresh;
     while let Some((key, end)) = next_key(keys, pos) {
         if key.len() > KEY_MAX_LENGTH {
             // Only on a fresh line: keys are checked before the first stop.
             debug_assert!(fresh);
             return bad_key(out, start);
         }
-        cmd.execute(ctx, key, |item| write_value(out, key, item, cas));
+        let sent = cmd.execute(ctx, key, |item| {
+            if !may_send && out.wants_direct(item.value_len()) {
+                if first_long_key(keys, end).is_some() {
+                    return false; // the whole reply becomes an error
+                }
+                may_send = true;
+            }
+            write_value(out, key, item, cas);
+            true
+        });
+        if sent == Some(false) {
+            // Look the rest up (counted and touched, like memcached) up to
+            // the long key, then answer the error.
+            let bad = first_long_key(keys, end).unwrap_or(keys.len());
+            let mut p = end;
+            while let Some((key, e)) = next_key(keys, p).filter(|&(_, e)| e <= bad) {
+                cmd.execute(ctx, key, |_| ());
+                p = e;
+            }
+            return bad_key(out, start);
+        }
         pos = end;
         if out.len() > stop_at && next_key(keys, pos).is_some() {
             // memcached answers a line with a key over 250 bytes with one
             // error and none of its values (earlier keys still counted).
             // Streamed values cannot be taken back, so check the remaining
             // keys before anything leaves this call (once per line).
-            if let Some(bad) = fresh.then(|| first_long_key(keys, pos)).flatten() {
+            if let Some(bad) = (fresh && !may_send)
+                .then(|| first_long_key(keys, pos))
+                .flatten()
+            {
                 let mut p = pos;
                 while let Some((key, end)) = next_key(keys, p).filter(|&(_, e)| e <= bad) {
                     cmd.execute(ctx, key, |_| ());

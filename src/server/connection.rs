@@ -13,8 +13,9 @@
 
 use super::control::{ConnInfo, ConnState};
 use crate::command::Ctx;
-use crate::protocol::{self, Session};
-use std::io::{self, Read, Write};
+use crate::protocol::{self, DirectWrite, Out, Session};
+use crate::stats::WorkerStats;
+use std::io::{self, IoSlice, Read, Write};
 use std::sync::Arc;
 
 /// Initial (and shrink-back) size of the read buffer.
@@ -125,10 +126,39 @@ impl Sock {
             Sock::Unix(s) => s.write(buf),
         }
     }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.write_vectored(bufs),
+            Sock::Unix(s) => s.write_vectored(bufs),
+        }
+    }
     pub fn source(&mut self) -> &mut dyn mio::event::Source {
         match self {
             Sock::Tcp(s) => s,
             Sock::Unix(s) => s,
+        }
+    }
+}
+
+/// The protocol's way to send a large value straight from the item (see
+/// [`Out`]): one non-blocking `writev`, counted in `bytes_written`.
+struct SockWriter<'a> {
+    sock: &'a mut Sock,
+    stats: &'a WorkerStats,
+}
+
+impl DirectWrite for SockWriter<'_> {
+    fn write_now(&mut self, bufs: &[IoSlice<'_>]) -> usize {
+        loop {
+            match self.sock.write_vectored(bufs) {
+                Ok(n) => {
+                    self.stats.bytes_written.add(n as u64);
+                    return n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // WouldBlock, or an error the next `flush` reports.
+                Err(_) => return 0,
+            }
         }
     }
 }
@@ -277,13 +307,20 @@ impl Connection {
         }
         self.session.max_requests = lim.reqs_per_event;
         let before = self.wbuf.len();
-        let p = protocol::process(
+        let mut direct = SockWriter {
+            sock: &mut self.sock,
+            stats: ctx.stats,
+        };
+        let mut out = Out::with_direct(&mut self.wbuf, 0, &mut direct);
+        let p = protocol::process_out(
             &mut self.session,
             &self.rbuf[..self.rlen],
-            &mut self.wbuf,
+            &mut out,
             ctx,
             lim.out_limit,
         );
+        // Large values may have gone out already, with what preceded them.
+        self.wpos = out.sent();
         let consumed = p.consumed.min(self.rlen);
         if consumed > 0 {
             self.info.touch(crate::clock::now());

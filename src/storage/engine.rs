@@ -121,7 +121,8 @@ pub struct ItemView<'a> {
     arena: &'a Arena,
 }
 
-/// Iterator over the pieces of a value.
+/// Iterator over the pieces of a value (cheap to clone: a walk can restart).
+#[derive(Clone)]
 pub struct ValueParts<'a> {
     first: Option<&'a [u8]>,
     next: Ref,
