@@ -1101,6 +1101,7 @@ impl Inner {
     #[allow(clippy::too_many_arguments)]
     fn overwrite(
         &self,
+        stripe: usize,
         r: Ref,
         value: &[u8],
         flags: u32,
@@ -1122,7 +1123,29 @@ impl Inner {
         h.exptime.store(exptime, Relaxed);
         h.time.store(now, Relaxed);
         c.set_cas(&self.lay, cas);
+        self.ht.count_store(stripe);
         let seg = self.segment_for(exptime, now);
+        let reset = bits::FETCHED | bits::ACTIVE | bits::STALE | bits::WIN;
+        // Same size, staying in the segmented HOT/WARM/COLD LRU: no class
+        // lock. Instead of moving the item to the HOT head now (the class
+        // lock is the one line every set of this size class would bounce
+        // between workers), it is marked ACTIVE, which keeps it from being
+        // evicted: at an LRU tail it moves to WARM like a recently read item.
+        // Only the TEMP segment (another list) and `-o no_modern`'s strict
+        // LRU need the relink. `lru` is read without the class lock: only
+        // stores (under this stripe lock) move items into or out of TEMP.
+        if self.cfg.lru_maintainer
+            && h.nbytes.load(Relaxed) as usize == value.len()
+            && seg == HOT
+            && h.lru.load(Relaxed) != TEMP
+        {
+            let want = set | bits::ACTIVE;
+            if h.bits.load(Relaxed) & reset != want {
+                h.clear(reset & !want);
+                h.set(want);
+            }
+            return;
+        }
         let cls = h.clsid.load(Relaxed) as usize;
         let mut cs = self.lock_class(cls);
         cs.requested -= self.item_total(c);
@@ -1134,8 +1157,6 @@ impl Inner {
             h.lru.store(seg, Relaxed);
             cs.lru[seg as usize].push_head(&self.arena, r);
         }
-        cs.c.total_items += 1;
-        let reset = bits::FETCHED | bits::ACTIVE | bits::STALE | bits::WIN;
         if h.bits.load(Relaxed) & reset != set {
             h.clear(reset & !set);
             h.set(set);
@@ -1307,7 +1328,7 @@ impl Inner {
             if win_sent {
                 set |= bits::WIN;
             }
-            self.overwrite(old, req.value, flags, exptime, set, cas, now);
+            self.overwrite(s, old, req.value, flags, exptime, set, cas, now);
             return StoreOutcome::Stored(if self.cfg.use_cas { cas } else { 0 });
         }
         let Some(r) = self.alloc_item(req.key, nbytes, Some(s), old) else {

@@ -27,8 +27,16 @@ pub struct HashTable {
     tables: Vec<AtomicPtr<AtomicU32>>,
     /// bits 0..6 power, bit 6 expanding, bits 7.. next old bucket to migrate.
     state: AtomicU64,
-    stripes: Box<[CachePadded<Mutex<()>>]>,
+    stripes: Box<[CachePadded<Stripe>]>,
     stripe_mask: u64,
+}
+
+/// A lock stripe, and a counter kept on the lock's own cache line so that
+/// stores counted under the lock touch no line shared with other threads.
+struct Stripe {
+    lock: Mutex<()>,
+    /// Stores counted with [`HashTable::count_store`] (written under `lock`).
+    stores: AtomicU64,
 }
 
 pub type StripeGuard<'a> = MutexGuard<'a, ()>;
@@ -52,7 +60,12 @@ impl HashTable {
             tables,
             state: AtomicU64::new(power as u64),
             stripes: (0..nstripes)
-                .map(|_| CachePadded::new(Mutex::new(())))
+                .map(|_| {
+                    CachePadded::new(Stripe {
+                        lock: Mutex::new(()),
+                        stores: AtomicU64::new(0),
+                    })
+                })
                 .collect(),
             stripe_mask: nstripes as u64 - 1,
         }
@@ -65,12 +78,28 @@ impl HashTable {
 
     #[inline]
     pub fn lock(&self, stripe: usize) -> StripeGuard<'_> {
-        self.stripes[stripe].lock()
+        self.stripes[stripe].lock.lock()
+    }
+
+    /// Counts one store on `stripe`. Caller holds that stripe's lock, so a
+    /// plain load and store suffice (no locked instruction).
+    #[inline]
+    pub fn count_store(&self, stripe: usize) {
+        let c = &self.stripes[stripe].stores;
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Sum of [`count_store`](Self::count_store) over all stripes.
+    pub fn stores_counted(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.stores.load(Ordering::Relaxed))
+            .sum()
     }
 
     #[inline]
     pub fn try_lock(&self, stripe: usize) -> Option<StripeGuard<'_>> {
-        self.stripes[stripe].try_lock()
+        self.stripes[stripe].lock.try_lock()
     }
 
     pub fn nstripes(&self) -> usize {

@@ -22,6 +22,7 @@ pub(crate) fn stats(inner: &Inner) -> StoreStats {
         get_expired: inner.get_expired.load(Relaxed),
         get_flushed: inner.get_flushed.load(Relaxed),
         slabs_moved: inner.slabs_moved.load(Relaxed),
+        total_items: inner.ht.stores_counted(),
         slab_reassign_running: inner.reassign_running.load(Relaxed),
         lru_crawler_running: inner.crawler_running.load(Relaxed),
         ..Default::default()

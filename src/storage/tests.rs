@@ -313,6 +313,38 @@ fn read_keys_outlive_unread() {
 }
 
 #[test]
+fn rewritten_keys_outlive_untouched_ones() {
+    // Same-size overwrites skip the LRU relink (no class lock) and mark the
+    // item active instead: it must still be protected like a fresh item.
+    let s = Store::new(StoreConfig {
+        lru_crawler: false,
+        ..cfg(4)
+    });
+    let v = vec![b'x'; 500];
+    let w = vec![b'y'; 500];
+    for i in 0..3000 {
+        set(&s, format!("k{i}").as_bytes(), &v);
+    }
+    let before = s.stats().total_items;
+    for i in 0..500 {
+        set(&s, format!("k{i}").as_bytes(), &w);
+    }
+    assert_eq!(s.stats().total_items, before + 500, "in-place stores count");
+    for i in 3000..8000 {
+        set(&s, format!("k{i}").as_bytes(), &v);
+    }
+    let rewritten = (0..500)
+        .filter(|i| get(&s, format!("k{i}").as_bytes()).as_deref() == Some(&w[..]))
+        .count();
+    let untouched = (500..3000)
+        .filter(|i| get(&s, format!("k{i}").as_bytes()).is_some())
+        .count();
+    assert!(s.stats().evictions > 0);
+    assert!(rewritten >= 490, "rewritten alive {rewritten}");
+    assert!(untouched < 2500, "untouched alive {untouched}");
+}
+
+#[test]
 fn temp_items_are_not_evicted() {
     let s = Store::new(quiet(4));
     let ttl = clock::now() + 30; // below temporary_ttl (61)
