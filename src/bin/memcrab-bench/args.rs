@@ -10,6 +10,15 @@ pub enum Protocol {
     Meta,
 }
 
+/// Operation of `--bulk` mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BulkOp {
+    /// Batches of quiet sets closed by `mn` (meta `ms k len q`, text `set … noreply`).
+    Set,
+    /// Batches of gets (meta `mg k v` lines, text one `get k1 … kN`); all must hit.
+    Get,
+}
+
 /// memcrab-bench: a closed-loop, pipelining load generator for memcached-
 /// compatible servers. Every reply is parsed and checked (VALUE/END/STORED,
 /// VA/EN/HD); a reply it cannot account for ends that connection and is
@@ -74,6 +83,18 @@ pub struct Args {
     /// Skip comparing returned value bytes (lengths and framing are still checked).
     #[arg(long)]
     pub no_verify_data: bool,
+    /// Bulk mode: send pre-rendered batches of `--batch` requests (every key
+    /// once, shuffled) straight from static buffers and compare each batch's
+    /// reply byte for byte with the expected one (`MN` for quiet sets; every
+    /// value for gets, so the keys must be loaded: --preload). The cheapest
+    /// load per request this tool can make, for CPU-bound server measurements
+    /// (scaling). Ignores -g, -k and --dist; -d counts batches in flight;
+    /// requests are counted as ops, latency is per batch.
+    #[arg(long, value_enum)]
+    pub bulk: Option<BulkOp>,
+    /// Requests per batch in --bulk mode.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
     /// RNG seed (each connection derives its own stream).
     #[arg(long, default_value_t = 0x5eed)]
     pub seed: u64,
@@ -110,6 +131,16 @@ impl Args {
     pub fn validate(&self) -> Result<(), String> {
         if self.conns == 0 || self.threads == 0 || self.depth == 0 || self.mget == 0 {
             return Err("--conns, --threads, --depth and --mget must be >= 1".into());
+        }
+        if self.batch == 0 {
+            return Err("--batch must be >= 1".into());
+        }
+        if self.bulk.is_some() {
+            // The pool holds every key's request (and, for gets, its reply).
+            let per_key = 2 * (self.key_prefix.len() + digits(self.keys) + self.value_size + 40);
+            if (self.keys as u128) * per_key as u128 > 2 << 30 {
+                return Err("--bulk would pre-render more than 2 GiB: fewer --keys".into());
+            }
         }
         if self.keys == 0 || self.keys > u32::MAX as u64 {
             return Err("--keys must be in 1..=4294967295".into());

@@ -65,6 +65,12 @@ impl Conn {
         }
     }
 
+    /// The socket and whether the connection is still usable, for bulk
+    /// mode's own driver.
+    pub fn into_socket(self) -> (TcpStream, bool) {
+        (self.sock, !self.dead)
+    }
+
     pub fn idle(&self) -> bool {
         self.inflight.is_empty()
     }

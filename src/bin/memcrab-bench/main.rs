@@ -7,9 +7,11 @@
 //! Modules: `args` (flags), `workload` (keys, distributions, request bytes),
 //! `reply` (reply framing and checks), `conn` (one connection's I/O cycle),
 //! `runner` (threads and the event loop), `stats` (counters, histograms),
-//! `report` (CPU sampling and output).
+//! `report` (CPU sampling and output), `bulk` (pre-rendered batches checked
+//! byte for byte: the cheap load for CPU-bound server measurements).
 
 mod args;
+mod bulk;
 mod conn;
 mod reply;
 mod report;
@@ -74,7 +76,12 @@ fn run(a: &Args) -> Result<bool, String> {
     let threads = a.threads.min(a.conns);
     let spec = workload::Spec::new(a);
     let picker = workload::KeyPicker::new(a.dist()?, a.keys);
+    let bulk = a
+        .bulk
+        .filter(|_| !a.preload_only)
+        .map(|op| bulk::Pool::new(&spec, op, a.batch, a.seed));
     let sh = Arc::new(Shared {
+        bulk,
         spec,
         picker,
         addr,

@@ -110,25 +110,41 @@ impl Report<'_> {
         };
         let srv = self.cpu.server.map(|(b, e)| e - b);
         let cli = self.cpu.client.1 - self.cpu.client.0;
-        println!(
-            "{}: {} {:?} conns={} depth={} mget={} get_ratio={} keys={} dist={} value={}B idle={}",
-            self.label,
-            a.server,
-            a.protocol,
-            a.conns,
-            a.depth,
-            a.mget,
-            a.get_ratio,
-            a.keys,
-            a.dist,
-            a.value_size,
-            a.idle
-        );
+        match a.bulk {
+            Some(op) => println!(
+                "{}: {} {:?} bulk {:?} batch={} conns={} depth={} batches keys={} value={}B idle={}",
+                self.label,
+                a.server,
+                a.protocol,
+                op,
+                a.batch,
+                a.conns,
+                a.depth,
+                a.keys,
+                a.value_size,
+                a.idle
+            ),
+            None => println!(
+                "{}: {} {:?} conns={} depth={} mget={} get_ratio={} keys={} dist={} value={}B idle={}",
+                self.label,
+                a.server,
+                a.protocol,
+                a.conns,
+                a.depth,
+                a.mget,
+                a.get_ratio,
+                a.keys,
+                a.dist,
+                a.value_size,
+                a.idle
+            ),
+        }
         println!(
             "  {:.0} req/s ({:.0} keys/s) over {:.2}s: {} gets, {} sets, hit ratio {:.4}",
             ops_s, keys_s, el, s.gets, s.sets, hit
         );
-        println!("  latency us: p50 {p50:.1}  p99 {p99:.1}  p99.9 {p999:.1}  max {max:.1}");
+        let per = if a.bulk.is_some() { " (per batch)" } else { "" };
+        println!("  latency{per} us: p50 {p50:.1}  p99 {p99:.1}  p99.9 {p999:.1}  max {max:.1}");
         if let Some(c) = srv {
             println!(
                 "  server cpu {:.3}s = {:.2} us/req; generator cpu {:.2} us/req",

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 /// State shared by the generator threads and the main thread.
 pub struct Shared {
+    /// Bulk mode's batches (the measured phase then runs `bulk::drive`).
+    pub bulk: Option<crate::bulk::Pool>,
     pub spec: Spec,
     pub picker: KeyPicker,
     pub addr: SocketAddr,
@@ -109,6 +111,11 @@ pub fn thread_main(sh: Arc<Shared>, nconns: usize, seed: u64) -> Result<ThreadSt
     let Some(&(_, window)) = sh.timeline.get() else {
         return Err("timeline not published".into());
     };
+    if let Some(pool) = &sh.bulk {
+        let socks = conns.into_iter().map(Conn::into_socket).collect();
+        crate::bulk::drive(&mut poll, socks, &sh, pool, seed, &mut st, window);
+        return Ok(st);
+    }
     let src = Source::Random(&sh.picker);
     drive(
         &mut poll,

@@ -1,5 +1,6 @@
 //! Per-thread counters and latency histograms, merged at the end.
 
+use crate::args::BulkOp;
 use crate::reply::{Expect, Outcome};
 use hdrhistogram::Histogram;
 use std::time::Duration;
@@ -58,6 +59,22 @@ impl ThreadStats {
         }
         self.errors += o.errors as u64;
         self.bad_values += o.bad_values as u64;
+        self.hist
+            .saturating_record(latency.as_nanos().max(1_000) as u64);
+    }
+
+    /// A bulk batch of `n` requests, all answered as expected.
+    pub fn record_batch(&mut self, op: BulkOp, n: u32, latency: Duration) {
+        let n = u64::from(n);
+        self.ops += n;
+        match op {
+            BulkOp::Get => {
+                self.gets += n;
+                self.get_keys += n;
+                self.hits += n;
+            }
+            BulkOp::Set => self.sets += n,
+        }
         self.hist
             .saturating_record(latency.as_nanos().max(1_000) as u64);
     }
