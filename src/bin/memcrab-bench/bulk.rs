@@ -79,6 +79,15 @@ impl Pool {
         self.batches.len()
     }
 
+    /// The shortest expected reply of any batch.
+    fn min_reply(&self) -> usize {
+        self.batches
+            .iter()
+            .map(|b| b.reply.len())
+            .min()
+            .unwrap_or(1)
+    }
+
     fn req(&self, b: usize) -> &[u8] {
         &self.req[self.batches[b].req.clone()]
     }
@@ -188,7 +197,7 @@ struct BulkConn {
     dead: bool,
 }
 
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 512 * 1024;
 
 impl BulkConn {
     fn fill(&mut self, pool: &Pool, depth: usize, now: Instant) {
@@ -331,6 +340,16 @@ pub fn drive(
             dead: !usable,
         })
         .collect();
+    // Wake-ups are most of the generator's cost, so with `depth` batches in
+    // flight the socket polls readable only once `depth - 1` replies could be
+    // there (SO_RCVLOWAT), while the server works on the last one. Safe: after
+    // a read drains the socket, what is still owed (the rest of the oldest
+    // reply plus `depth - 1` whole ones) is at least that much; the 5 ms idle
+    // sweep below covers anything else (e.g. a short error reply).
+    let lowat = (pool.min_reply() * (sh.depth - 1)).clamp(1, READ_CHUNK / 2) as libc::c_int;
+    for c in conns.iter().filter(|c| !c.dead) {
+        set_rcvlowat(&c.sock, lowat);
+    }
     let mut rbuf = vec![0u8; READ_CHUNK];
     let mut events = Events::with_capacity(1024);
     for c in conns.iter_mut().filter(|c| !c.dead) {
@@ -343,6 +362,15 @@ pub fn drive(
             if e.kind() != ErrorKind::Interrupted {
                 st.first_error.get_or_insert_with(|| format!("poll: {e}"));
                 return;
+            }
+        }
+        if events.is_empty() {
+            // Nothing woke us for 5 ms: read what is there below the low-water mark.
+            for c in conns.iter_mut().filter(|c| !c.dead) {
+                if c.on_readable(pool, &mut rbuf, st, window) > 0 && !c.dead {
+                    c.fill(pool, sh.depth, Instant::now());
+                    c.flush(pool, st);
+                }
             }
         }
         for ev in events.iter() {
@@ -376,6 +404,22 @@ pub fn drive(
         if conns.iter().all(|c| c.dead) {
             return;
         }
+    }
+}
+
+/// SO_RCVLOWAT: the socket polls readable only with at least `n` bytes
+/// queued (reads still return whatever is there). Best effort.
+fn set_rcvlowat(sock: &TcpStream, n: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket fd and a c_int option value of the stated size.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&n as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 
