@@ -344,3 +344,281 @@ fn client_closing_mid_reply_leaves_server_healthy() {
     c.roundtrip(b"get big\r\n", &want);
     assert_eq!(stat(&mut c, "", "curr_items"), 1);
 }
+
+// ---- large data blocks (read straight into the item by memcrab) ----------
+
+/// Sends `bytes` in pieces of 1..=`max` bytes (deterministic sizes), pausing
+/// now and then so the server sees the block arrive in many reads.
+fn send_in_pieces(c: &mut Conn, bytes: &[u8], max: usize) {
+    let mut seed: u32 = 12345;
+    let mut i = 0;
+    let mut n = 0;
+    while i < bytes.len() {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let len = (1 + (seed >> 8) as usize % max).min(bytes.len() - i);
+        c.send(&bytes[i..i + len]);
+        i += len;
+        n += 1;
+        if n % 16 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+fn used_chunks(c: &mut Conn) -> u64 {
+    c.stats("slabs")
+        .iter()
+        .filter(|(k, _)| k.ends_with(":used_chunks"))
+        .map(|(_, v)| v.parse::<u64>().expect("n"))
+        .sum()
+}
+
+/// Waits up to 3 s for `f` to hold (the server notices closed sockets
+/// asynchronously).
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..150 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// set / add / replace / cas / ms with large blocks trickling in: stored
+/// byte-exact, with the usual replies, pipelined with small requests.
+#[test]
+fn large_sets_arriving_in_small_pieces() {
+    let s = Server::start(&["-m", "64", "-I", "2m", "-t", "2"]);
+    let mut c = s.connect();
+    for (key, len, max) in [
+        ("p1", 100 * 1024, 3000),
+        ("p2", 1_500_000, 40_000),
+        ("p3", 16 * 1024 + 1, 700),
+    ] {
+        let v = value_for(key, len);
+        let mut req = b"get nope\r\n".to_vec();
+        set_req(&mut req, key, &v);
+        req.extend_from_slice(b"mn\r\n");
+        send_in_pieces(&mut c, &req, max);
+        assert_eq!(c.read_line(), "END\r\n");
+        assert_eq!(c.read_line(), "STORED\r\n");
+        assert_eq!(c.read_line(), "MN\r\n");
+        let mut want = value_reply(key, &v);
+        want.extend_from_slice(b"END\r\n");
+        c.roundtrip(format!("get {key}\r\n").as_bytes(), &want);
+    }
+    // add on an existing key, replace on a missing one: refused, nothing changes.
+    let old = value_for("p1", 100 * 1024);
+    let new = value_for("new", 100 * 1024);
+    let block = |cmd: &str, v: &[u8]| {
+        let mut r = cmd.as_bytes().to_vec();
+        r.extend_from_slice(v);
+        r.extend_from_slice(b"\r\n");
+        r
+    };
+    send_in_pieces(&mut c, &block("add p1 0 0 102400\r\n", &new), 5000);
+    assert_eq!(c.read_line(), "NOT_STORED\r\n");
+    send_in_pieces(&mut c, &block("replace missing 0 0 102400\r\n", &new), 5000);
+    assert_eq!(c.read_line(), "NOT_STORED\r\n");
+    c.roundtrip(b"get missing\r\n", b"END\r\n");
+    let mut want = value_reply("p1", &old);
+    want.extend_from_slice(b"END\r\n");
+    c.roundtrip(b"get p1\r\n", &want);
+    // replace, flags and noreply.
+    send_in_pieces(
+        &mut c,
+        &block("replace p1 42 0 102400 noreply\r\n", &new),
+        5000,
+    );
+    let mut want = format!("VALUE p1 42 {}\r\n", new.len()).into_bytes();
+    want.extend_from_slice(&new);
+    want.extend_from_slice(b"\r\nEND\r\n");
+    c.roundtrip(b"get p1\r\n", &want);
+    // cas: a stale unique is refused, the current one stores.
+    c.send(b"gets p1\r\n");
+    let head = c.read_line();
+    let unique: u64 = head
+        .split_whitespace()
+        .nth(4)
+        .expect("cas")
+        .parse()
+        .expect("n");
+    c.read_exact(new.len() + 2);
+    assert_eq!(c.read_line(), "END\r\n");
+    send_in_pieces(
+        &mut c,
+        &block(&format!("cas p1 0 0 102400 {}\r\n", unique + 1000), &old),
+        5000,
+    );
+    assert_eq!(c.read_line(), "EXISTS\r\n");
+    send_in_pieces(
+        &mut c,
+        &block(&format!("cas p1 0 0 102400 {unique}\r\n"), &old),
+        5000,
+    );
+    assert_eq!(c.read_line(), "STORED\r\n");
+    send_in_pieces(&mut c, &block("cas nokey 0 0 102400 1\r\n", &old), 5000);
+    assert_eq!(c.read_line(), "NOT_FOUND\r\n");
+    // meta ms with flags, then mg.
+    let mv = value_for("meta", 300 * 1024);
+    send_in_pieces(
+        &mut c,
+        &block(&format!("ms mk {} F7 T0 O9 k\r\n", mv.len()), &mv),
+        9000,
+    );
+    assert_eq!(c.read_line(), "HD O9 kmk\r\n");
+    let mut want = format!("VA {} f7\r\n", mv.len()).into_bytes();
+    want.extend_from_slice(&mv);
+    want.extend_from_slice(b"\r\n");
+    c.roundtrip(b"mg mk v f\r\n", &want);
+    send_in_pieces(
+        &mut c,
+        &block(
+            &format!("ms mk {} ME\r\n", mv.len()),
+            &value_for("other", mv.len()),
+        ),
+        9000,
+    );
+    assert_eq!(c.read_line(), "NS\r\n");
+    let st = c.stats("");
+    assert_eq!(st["curr_items"], "4", "{st:?}");
+}
+
+/// add and cas are decided when the block is complete (memcached's
+/// `complete_nread`), not when the command line arrives.
+#[test]
+fn store_semantics_are_evaluated_when_the_block_completes() {
+    let s = Server::start(&["-m", "64"]);
+    let mut a = s.connect();
+    let mut b = s.connect();
+    let v = value_for("v", 200 * 1024);
+    a.send(format!("add k 0 0 {}\r\n", v.len()).as_bytes());
+    a.send(&v[..50_000]);
+    std::thread::sleep(Duration::from_millis(50));
+    b.roundtrip(b"set k 0 0 1\r\nb\r\n", b"STORED\r\n");
+    a.send(&v[50_000..]);
+    a.roundtrip(b"\r\n", b"NOT_STORED\r\n");
+    b.roundtrip(b"get k\r\n", b"VALUE k 0 1\r\nb\r\nEND\r\n");
+    // cas: the unique changes while the block is on its way.
+    b.send(b"gets k\r\n");
+    let head = b.read_line();
+    let unique: u64 = head
+        .split_whitespace()
+        .nth(4)
+        .expect("cas")
+        .trim()
+        .parse()
+        .expect("n");
+    b.read_exact(3);
+    assert_eq!(b.read_line(), "END\r\n");
+    a.send(format!("cas k 0 0 {} {unique}\r\n", v.len()).as_bytes());
+    a.send(&v[..100_000]);
+    std::thread::sleep(Duration::from_millis(50));
+    b.roundtrip(b"set k 0 0 1\r\nc\r\n", b"STORED\r\n");
+    a.send(&v[100_000..]);
+    a.roundtrip(b"\r\n", b"EXISTS\r\n");
+    b.roundtrip(b"get k\r\n", b"VALUE k 0 1\r\nc\r\nEND\r\n");
+    // A reader never sees the half-arrived value.
+    a.send(format!("set k 0 0 {}\r\n", v.len()).as_bytes());
+    a.send(&v[..150_000]);
+    std::thread::sleep(Duration::from_millis(50));
+    b.roundtrip(b"get k\r\n", b"VALUE k 0 1\r\nc\r\nEND\r\n");
+    a.send(&v[150_000..]);
+    a.roundtrip(b"\r\n", b"STORED\r\n");
+    let mut want = value_reply("k", &v);
+    want.extend_from_slice(b"END\r\n");
+    b.roundtrip(b"get k\r\n", &want);
+}
+
+/// A large block not ended by "\r\n" answers `CLIENT_ERROR bad data chunk`
+/// like a small one, stores nothing, frees its memory, and the connection
+/// goes on with the bytes after it.
+#[test]
+fn large_block_with_bad_terminator() {
+    let s = Server::start(&["-m", "64", "-I", "2m"]);
+    let mut c = s.connect();
+    let old = value_for("old", 1000);
+    set(&mut c, "k", &old);
+    let base = used_chunks(&mut c);
+    for (len, tail) in [
+        (100 * 1024, &b"XY"[..]),
+        (1_200_000, b"\rX"),
+        (64 * 1024, b"\n\r"),
+    ] {
+        let v = value_for("bad", len);
+        let mut req = format!("set k 0 0 {len}\r\n").into_bytes();
+        req.extend_from_slice(&v);
+        req.extend_from_slice(tail);
+        req.extend_from_slice(b"get k\r\n");
+        send_in_pieces(&mut c, &req, 20_000);
+        assert_eq!(c.read_line(), "CLIENT_ERROR bad data chunk\r\n");
+        let mut want = value_reply("k", &old);
+        want.extend_from_slice(b"END\r\n");
+        assert_eq!(c.read_exact(want.len()), want);
+    }
+    assert_eq!(used_chunks(&mut c), base);
+    c.assert_alive("bad terminators");
+}
+
+/// Clients that disconnect in the middle of a large data block leave no
+/// item and no memory behind, and the server keeps serving.
+#[test]
+fn disconnect_mid_block_leaks_nothing() {
+    let s = Server::start(&["-m", "64", "-I", "2m", "-t", "2"]);
+    let mut c = s.connect();
+    set(&mut c, "keep", b"x");
+    let base = used_chunks(&mut c);
+    let v = value_for("gone", 1_500_000);
+    for i in 0..30 {
+        let mut d = s.connect();
+        let len = [100 * 1024, 700 * 1024, 1_500_000][i % 3];
+        d.send(format!("set gone{i} 0 0 {len}\r\n").as_bytes());
+        d.send(&v[..len / 2 + i]);
+        if i % 2 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(d);
+    }
+    assert!(
+        eventually(|| used_chunks(&mut c) == base),
+        "used chunks {} vs {base} before",
+        used_chunks(&mut c)
+    );
+    assert_eq!(stat(&mut c, "", "curr_items"), 1);
+    for i in 0..30 {
+        c.roundtrip(format!("get gone{i}\r\n").as_bytes(), b"END\r\n");
+    }
+    // Memory is still usable: fill it with large values.
+    for i in 0..80 {
+        set(&mut c, &format!("after{i}"), &v[..700 * 1024]);
+    }
+    c.assert_alive("disconnects mid block");
+}
+
+/// Out of memory when the block's item would be allocated: the same reply
+/// as for any set, the block is swallowed, the connection goes on.
+#[test]
+fn large_set_without_memory_answers_out_of_memory() {
+    let s = Server::start(&["-m", "8", "-M"]);
+    let mut c = s.connect();
+    let v = value_for("v", 200 * 1024);
+    let mut oom = 0;
+    for i in 0..80 {
+        let mut req = format!("set k{i} 0 0 {}\r\n", v.len()).into_bytes();
+        req.extend_from_slice(&v);
+        req.extend_from_slice(b"\r\nmn\r\n");
+        send_in_pieces(&mut c, &req, 30_000);
+        match c.read_line().as_str() {
+            "STORED\r\n" => {}
+            "SERVER_ERROR out of memory storing object\r\n" => oom += 1,
+            other => panic!("unexpected reply {other:?}"),
+        }
+        assert_eq!(c.read_line(), "MN\r\n");
+    }
+    assert!(oom > 0, "16 MB of values fit into -m 8 -M");
+    let mut want = value_reply("k0", &v);
+    want.extend_from_slice(b"END\r\n");
+    c.roundtrip(b"get k0\r\n", &want);
+    c.assert_alive("out of memory");
+}

@@ -12,8 +12,8 @@ use crate::command::Ctx;
 use crate::protocol::number::{push_i64, push_u64};
 use crate::protocol::Out;
 use crate::storage::{
-    ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, GetOptions, ItemMeta, SetMode,
-    StoreOutcome, StoreRequest,
+    ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, GetOptions, ItemMeta, Reserved,
+    SetMode, StoreOutcome, StoreRequest,
 };
 
 /// Longest key memcached accepts (before base64 decoding).
@@ -390,17 +390,48 @@ fn count_hit(ctx: &Ctx, ttl_set: bool) {
 
 // ---- ms ----
 
-/// `ms`: store `data` (without its trailing "\r\n").
-pub fn set(req: &MetaRequest, data: &[u8], out: &mut Vec<u8>, ctx: &Ctx) {
-    let store = &ctx.shared.store;
-    ctx.stats.cmd_set.incr();
-    let mode = match req.mode {
+/// The store mode of an `ms` request.
+fn set_mode(req: &MetaRequest) -> SetMode {
+    match req.mode {
         Some(b'E') => SetMode::Add,
         Some(b'A') => SetMode::Append,
         Some(b'P') => SetMode::Prepend,
         Some(b'R') => SetMode::Replace,
         _ => SetMode::Set,
-    };
+    }
+}
+
+/// An item to read the data block of `ms` (`len` bytes) straight into,
+/// when its mode stores the block as the value (not append/prepend).
+pub fn reserve(req: &MetaRequest, len: usize, ctx: &Ctx) -> Option<Reserved> {
+    if matches!(set_mode(req), SetMode::Append | SetMode::Prepend) {
+        return None;
+    }
+    ctx.shared.store.reserve(req.key(), len)
+}
+
+/// `ms`: store `data` (without its trailing "\r\n").
+pub fn set(req: &MetaRequest, data: &[u8], out: &mut Vec<u8>, ctx: &Ctx) {
+    set_with(req, data, out, ctx, |sr| ctx.shared.store.store(sr));
+}
+
+/// `ms` whose data block was read into `item` (see [`reserve`]).
+pub fn set_reserved(req: &MetaRequest, item: Reserved, out: &mut Vec<u8>, ctx: &Ctx) {
+    set_with(req, b"", out, ctx, |sr| {
+        ctx.shared.store.store_reserved(sr, item)
+    });
+}
+
+fn set_with(
+    req: &MetaRequest,
+    data: &[u8],
+    out: &mut Vec<u8>,
+    ctx: &Ctx,
+    store_fn: impl FnOnce(&StoreRequest) -> StoreOutcome,
+) {
+    let store = &ctx.shared.store;
+    ctx.stats.cmd_set.incr();
+    let mode = set_mode(req);
     let mut sr = StoreRequest::new(
         req.key(),
         data,
@@ -420,7 +451,7 @@ pub fn set(req: &MetaRequest, data: &[u8], out: &mut Vec<u8>, ctx: &Ctx) {
     sr.invalidate = req.invalidate
         && req.compare_cas != Some(0)
         && matches!(mode, SetMode::Set | SetMode::Replace);
-    let outcome = store.store(&sr);
+    let outcome = store_fn(&sr);
     if sr.compare_cas.is_some() {
         match outcome {
             StoreOutcome::Stored(_) => ctx.stats.cas_hits.incr(),

@@ -3,7 +3,7 @@
 
 use super::Ctx;
 use crate::clock::{self, RelTime};
-use crate::storage::{DeleteRequest, SetMode, StoreOutcome, StoreRequest};
+use crate::storage::{DeleteRequest, Reserved, SetMode, StoreOutcome, StoreRequest};
 
 /// memcached's per-item header (48 bytes; +8 with CAS) plus the key's NUL and
 /// the value's "\r\n": used to refuse a value larger than `-I` before its data
@@ -79,13 +79,40 @@ impl<'a> Update<'a> {
 
     /// Stores `value` and counts `cmd_set` and the cas counters.
     pub fn execute(&self, ctx: &Ctx, value: &[u8]) -> StoreOutcome {
+        let req = self.request(value);
+        self.counted(ctx, || ctx.shared.store.store(&req))
+    }
+
+    /// An item to read a data block of `len` bytes straight into (see
+    /// [`Reserved`]), for modes that store the data block as the value
+    /// (not append/prepend, which must copy the old value anyway). None:
+    /// read the block into a buffer and [`Update::execute`] as usual.
+    pub fn reserve(&self, ctx: &Ctx, len: usize) -> Option<Reserved> {
+        if matches!(self.mode, SetMode::Append | SetMode::Prepend) {
+            return None;
+        }
+        ctx.shared.store.reserve(self.key, len)
+    }
+
+    /// [`Update::execute`] for a value already read into `item`.
+    pub fn execute_reserved(&self, ctx: &Ctx, item: Reserved) -> StoreOutcome {
+        let req = self.request(b"");
+        self.counted(ctx, || ctx.shared.store.store_reserved(&req, item))
+    }
+
+    fn request(&self, value: &'a [u8]) -> StoreRequest<'a> {
+        let mut req = StoreRequest::new(self.key, value, self.flags, self.exptime, self.mode);
+        req.compare_cas = self.compare_cas;
+        req
+    }
+
+    /// Runs the store and counts it like memcached.
+    fn counted(&self, ctx: &Ctx, store: impl FnOnce() -> StoreOutcome) -> StoreOutcome {
         ctx.shared
             .server_stats
             .detail
             .record_set(ctx.prefix_delimiter(), self.key);
-        let mut req = StoreRequest::new(self.key, value, self.flags, self.exptime, self.mode);
-        req.compare_cas = self.compare_cas;
-        let outcome = ctx.shared.store.store(&req);
+        let outcome = store();
         ctx.stats.cmd_set.incr();
         if self.compare_cas.is_some() {
             match outcome {

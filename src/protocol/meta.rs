@@ -9,7 +9,8 @@
 
 use crate::command::meta::{self as exec, MetaRequest, KEY_MAX, MAX_TOKENS};
 use crate::command::Ctx;
-use crate::protocol::{number, Out, Step};
+use crate::protocol::{nread, number, Out, Step};
+use crate::storage::Reserved;
 
 /// memcached rejects a meta line with this many tokens or more (its limit of
 /// 20 counts a terminal empty token).
@@ -34,7 +35,7 @@ fn tokenize<'a>(line: &'a [u8], toks: &mut [&'a [u8]; MAX_TOKENS]) -> usize {
 
 /// Handles one meta command. `line` excludes its "\r\n"; `rest` is the input
 /// after it (where an `ms` data block starts).
-pub fn handle(line: &[u8], rest: &[u8], out: &mut Out, ctx: &Ctx) -> Step {
+pub fn handle(line: &[u8], rest: &[u8], out: &mut Out, ctx: &Ctx, nread: nread::Slot) -> Step {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut toks: [&[u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
     let n = tokenize(line, &mut toks);
@@ -68,7 +69,7 @@ pub fn handle(line: &[u8], rest: &[u8], out: &mut Out, ctx: &Ctx) -> Step {
             }
             Step::Done(0)
         }
-        Some(b"ms") => handle_set(toks, n, rest, out, ctx),
+        Some(b"ms") => handle_set(toks, n, line, Block::Rest(rest, nread), out, ctx),
         Some(b"me") => {
             handle_debug(toks, out, ctx);
             Step::Done(0)
@@ -147,8 +148,39 @@ fn error_message(e: Option<&'static [u8]>) -> &'static [u8] {
     e.unwrap_or(BAD_FORMAT)
 }
 
+/// Where an `ms` data block is.
+enum Block<'a, 's> {
+    /// In the input after the line (maybe not all of it yet); where to
+    /// park a large block that is read into its item instead.
+    Rest(&'a [u8], nread::Slot<'s>),
+    /// Read into an item; whether it ended in "\r\n".
+    Read(Reserved, bool),
+}
+
+/// Completes an `ms` whose data block was read into `item` (see [`nread`]):
+/// `line` passed every check when it arrived, so this replies exactly as
+/// the buffered path does.
+pub fn finish_set(line: &[u8], item: Reserved, tail_ok: bool, out: &mut Out, ctx: &Ctx) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut toks: [&[u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
+    let n = tokenize(line, &mut toks);
+    let toks = &toks[..n.min(MAX_TOKENS)];
+    handle_set(toks, n, line, Block::Read(item, tail_ok), out, ctx);
+}
+
 /// `ms <key> <datalen> <flags>*` followed by the data block.
-fn handle_set(toks: &[&[u8]], n: usize, rest: &[u8], out: &mut Vec<u8>, ctx: &Ctx) -> Step {
+fn handle_set(
+    toks: &[&[u8]],
+    n: usize,
+    line: &[u8],
+    block_at: Block,
+    out: &mut Vec<u8>,
+    ctx: &Ctx,
+) -> Step {
+    let rest: &[u8] = match &block_at {
+        Block::Rest(rest, _) => rest,
+        Block::Read(..) => &[],
+    };
     if toks.len() < 2 {
         out.extend_from_slice(b"ERROR\r\n");
         return Step::Done(0);
@@ -198,8 +230,21 @@ fn handle_set(toks: &[&[u8]], n: usize, rest: &[u8], out: &mut Vec<u8>, ctx: &Ct
     if !exec::opaque_ok(&req) {
         return swallow(out, exec::OPAQUE_TOO_LONG);
     }
+    let slot = match block_at {
+        Block::Read(item, tail_ok) => {
+            if tail_ok {
+                exec::set_reserved(&req, item, out, ctx);
+            } else {
+                out.extend_from_slice(b"CLIENT_ERROR bad data chunk\r\n");
+            }
+            return Step::Done(0);
+        }
+        Block::Rest(_, slot) => slot,
+    };
     if rest.len() < block {
-        return Step::NeedMore;
+        // A large block goes straight into its item as it arrives.
+        let reserve = || exec::reserve(&req, vlen, ctx);
+        return nread::begin(slot, line, rest, vlen, reserve).unwrap_or(Step::NeedMore);
     }
     if &rest[vlen..block] != b"\r\n" {
         out.extend_from_slice(b"CLIENT_ERROR bad data chunk\r\n");
@@ -445,7 +490,7 @@ mod tests {
                 let line = &input[pos..pos + nl];
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 let rest = &input[pos + nl + 1..];
-                match handle(line, rest, &mut Out::buffered(&mut out), &ctx) {
+                match handle(line, rest, &mut Out::buffered(&mut out), &ctx, None) {
                     Step::Done(n) | Step::Close(n) => pos += nl + 1 + n,
                     Step::NeedMore => break,
                     Step::Swallow { consumed, swallow } => pos += nl + 1 + consumed + swallow,
@@ -533,7 +578,7 @@ mod tests {
         };
         let mut out = Vec::new();
         assert_eq!(
-            handle(b"ms k 5", b"ab", &mut Out::buffered(&mut out), &ctx),
+            handle(b"ms k 5", b"ab", &mut Out::buffered(&mut out), &ctx, None),
             Step::NeedMore
         );
         assert!(out.is_empty());
@@ -542,14 +587,21 @@ mod tests {
                 b"ms k 5",
                 b"abcde\r\nmn\r\n",
                 &mut Out::buffered(&mut out),
-                &ctx
+                &ctx,
+                None
             ),
             Step::Done(7)
         );
         assert_eq!(out, b"HD\r\n");
         out.clear();
         assert_eq!(
-            handle(b"ms k 5 zz", b"ab", &mut Out::buffered(&mut out), &ctx),
+            handle(
+                b"ms k 5 zz",
+                b"ab",
+                &mut Out::buffered(&mut out),
+                &ctx,
+                None
+            ),
             Step::Swallow {
                 consumed: 2,
                 swallow: 5
@@ -558,7 +610,13 @@ mod tests {
         assert_eq!(out, b"CLIENT_ERROR invalid flag\r\n");
         out.clear();
         assert_eq!(
-            handle(b"ms k 2000000", b"", &mut Out::buffered(&mut out), &ctx),
+            handle(
+                b"ms k 2000000",
+                b"",
+                &mut Out::buffered(&mut out),
+                &ctx,
+                None
+            ),
             Step::Swallow {
                 consumed: 0,
                 swallow: 2000002
@@ -658,7 +716,7 @@ mod tests {
                 .map(|_| b"ab\r\n"[(next() % 4) as usize])
                 .collect();
             let mut out = Vec::new();
-            match handle(&line, &rest, &mut Out::buffered(&mut out), &ctx) {
+            match handle(&line, &rest, &mut Out::buffered(&mut out), &ctx, None) {
                 Step::NeedMore => assert!(out.is_empty(), "{line:?}"),
                 Step::Done(n) | Step::Close(n) => {
                     assert!(n <= rest.len(), "{line:?}");

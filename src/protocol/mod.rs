@@ -8,6 +8,7 @@
 //! (its data block) through a [`Step`].
 
 pub mod meta;
+pub mod nread;
 pub mod number;
 pub mod out;
 pub mod scan;
@@ -42,6 +43,11 @@ pub struct Session {
     /// a connection holds at most about `out_limit` plus one item of output
     /// however many large values one `get` line asks for.
     pub get_resume: usize,
+    /// The server can read a large data block straight into its item
+    /// (a stream socket); see [`nread`].
+    pub nread_ok: bool,
+    /// A large data block being read into its item.
+    pub nread: Option<Box<nread::Nread>>,
 }
 
 /// Outcome of handling one request, given its line and the input after it.
@@ -114,6 +120,17 @@ pub fn process_out(
     let mut handled = 0;
     session.in_data_block = false;
     while pos < input.len() {
+        if let Some(nr) = session.nread.as_mut() {
+            pos += nr.feed(&input[pos..]);
+            if !nr.complete() {
+                break;
+            }
+            if let Some(nr) = session.nread.take() {
+                finish_nread(*nr, out, ctx);
+            }
+            handled += 1;
+            continue;
+        }
         if session.swallow > 0 {
             let n = session.swallow.min(input.len() - pos);
             session.swallow -= n;
@@ -142,11 +159,12 @@ pub fn process_out(
             None => line,
         };
         let rest = &buf[nl + 1..];
+        let slot = session.nread_ok.then_some(&mut session.nread);
         let step = if is_meta(line) {
-            meta::handle(line, rest, out, ctx)
+            meta::handle(line, rest, out, ctx, slot)
         } else {
             let stop_at = out_start.saturating_add(out_limit);
-            text::handle(line, rest, out, ctx, &mut session.get_resume, stop_at)
+            text::handle(line, rest, out, ctx, &mut session.get_resume, stop_at, slot)
         };
         handled += 1;
         match step {
@@ -170,10 +188,22 @@ pub fn process_out(
             }
         }
     }
+    session.in_data_block |= session.nread.is_some();
     Processed {
         consumed: pos,
         close,
         yielded,
+    }
+}
+
+/// A data block read into its item is complete: handle its request line
+/// again with the item (the line passed every check when it arrived).
+fn finish_nread(nr: nread::Nread, out: &mut Out, ctx: &Ctx) {
+    let tail_ok = nr.tail == *b"\r\n";
+    if is_meta(&nr.line) {
+        meta::finish_set(&nr.line, nr.item, tail_ok, out, ctx);
+    } else {
+        text::finish_update(&nr.line, nr.item, tail_ok, out, ctx);
     }
 }
 

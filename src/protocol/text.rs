@@ -11,13 +11,13 @@
 //! exactly `<bytes>+2` bytes and the rest is read as the next command.
 
 pub use super::number::{push_u64, strtol32, strtoul32, strtoull};
-use super::{Out, Step};
+use super::{nread, Out, Step};
 use crate::command::admin::CrawlOutcome;
 use crate::command::{
     admin, Arith, Ctx, Delete, FlushAll, MemLimit, MemLimitOutcome, Retrieve, Touch, Update,
     Verbosity, KEY_MAX_LENGTH,
 };
-use crate::storage::{ArithOutcome, DeleteOutcome, ItemView, SetMode, StoreOutcome};
+use crate::storage::{ArithOutcome, DeleteOutcome, ItemView, Reserved, SetMode, StoreOutcome};
 
 /// memcached tokenizes at most this many tokens (the last one holds the rest).
 const MAX_TOKENS: usize = 24;
@@ -488,6 +488,45 @@ fn write_value(out: &mut Out, key: &[u8], item: &ItemView, cas: bool) {
     out.put_value(len, item.value_parts());
 }
 
+fn stored_reply(outcome: StoreOutcome) -> &'static [u8] {
+    match outcome {
+        StoreOutcome::Stored(_) => b"STORED",
+        StoreOutcome::NotStored => b"NOT_STORED",
+        StoreOutcome::Exists => b"EXISTS",
+        StoreOutcome::NotFound => b"NOT_FOUND",
+        StoreOutcome::TooLarge => TOO_LARGE,
+        StoreOutcome::NoMemory => NO_MEMORY,
+    }
+}
+
+/// Completes a storage command whose data block was read into `item` (see
+/// [`nread`]): `line` is its request line, which passed every check when
+/// it arrived; `tail_ok` says the block ended in "\r\n". Replies as the
+/// buffered path does; the item is freed unless stored.
+pub fn finish_update(line: &[u8], item: Reserved, tail_ok: bool, out: &mut Out, ctx: &Ctx) {
+    let Request::Update {
+        key,
+        flags,
+        exptime,
+        mode,
+        cas,
+        noreply,
+        ..
+    } = parse(line)
+    else {
+        debug_assert!(false, "nread for a line that is not a storage command");
+        return;
+    };
+    let mut cmd = Update::new(key, flags, exptime, mode);
+    cmd.compare_cas = cas;
+    if !tail_ok {
+        cmd.bad_data(ctx);
+        reply(out, noreply, BAD_CHUNK);
+        return;
+    }
+    reply(out, noreply, stored_reply(cmd.execute_reserved(ctx, item)));
+}
+
 /// Consume `total` bytes of `rest`, swallowing what has not arrived yet.
 fn consume_or_swallow(have: usize, total: usize) -> Step {
     if have >= total {
@@ -512,6 +551,7 @@ pub fn handle(
     ctx: &Ctx,
     get_resume: &mut usize,
     stop_at: usize,
+    nread: nread::Slot,
 ) -> Step {
     match parse(line) {
         Request::Get { keys, cas, touch } => get(keys, cas, touch, out, ctx, get_resume, stop_at),
@@ -533,22 +573,16 @@ pub fn handle(
                 return consume_or_swallow(rest.len(), total);
             }
             if rest.len() < total {
-                return Step::NeedMore;
+                // A large block goes straight into its item as it arrives.
+                let reserve = || cmd.reserve(ctx, bytes);
+                return nread::begin(nread, line, rest, bytes, reserve).unwrap_or(Step::NeedMore);
             }
             if &rest[bytes..total] != b"\r\n" {
                 cmd.bad_data(ctx);
                 reply(out, noreply, BAD_CHUNK);
                 return Step::Done(total);
             }
-            let msg: &[u8] = match cmd.execute(ctx, &rest[..bytes]) {
-                StoreOutcome::Stored(_) => b"STORED",
-                StoreOutcome::NotStored => b"NOT_STORED",
-                StoreOutcome::Exists => b"EXISTS",
-                StoreOutcome::NotFound => b"NOT_FOUND",
-                StoreOutcome::TooLarge => TOO_LARGE,
-                StoreOutcome::NoMemory => NO_MEMORY,
-            };
-            reply(out, noreply, msg);
+            reply(out, noreply, stored_reply(cmd.execute(ctx, &rest[..bytes])));
             Step::Done(total)
         }
         Request::Delete { key, noreply } => {

@@ -13,6 +13,16 @@
 //! * Lock order: stripe -> class -> page pool. Anyone holding a class lock
 //!   takes stripes only with `try_lock` (skipping busy items), so there is
 //!   no cycle. A thread may pass the stripe it already holds (`held`).
+//! * A reserved item (`reserve`: allocated, not yet linked; a connection
+//!   reads a large data block straight into it, across event-loop turns)
+//!   belongs to its owner alone: only the owner writes its value bytes, with
+//!   no lock. It is in no hash chain and no LRU, so lookups, LRU pulls,
+//!   evictions, the crawler and cachedump cannot reach it; the page mover
+//!   (`evacuate`) skips every chunk that is neither FREE nor LINKED (and
+//!   the DATA pieces of such a head), so a page holding one stays in its
+//!   class this time. The owner then links it under the stripe lock
+//!   (`store_reserved`, checks made at that moment) or frees it with the
+//!   class lock alone (`free_reserved`: nobody else can reach it).
 //! * Reads never take a class lock: a hit sets FETCHED/ACTIVE bits and the
 //!   access time with relaxed atomics; the maintainer acts on them later.
 
@@ -1259,6 +1269,104 @@ impl Inner {
         Some(out)
     }
 
+    /// The checks of a store against the key's current item, under its
+    /// stripe lock: the live old item (or NIL) and whether the store is a
+    /// stale one (meta invalidation), or the outcome that ends it here.
+    fn check_store(
+        &self,
+        req: &StoreRequest,
+        hv: u64,
+        now: RelTime,
+    ) -> Result<(Ref, bool), StoreOutcome> {
+        let old = self.find_live(hv, req.key, now, false, true);
+        let oc = self.chunk(if old == NIL { 1 } else { old });
+        let mut stale = false;
+        if let Some(c) = req.compare_cas {
+            if old == NIL {
+                return Err(StoreOutcome::NotFound);
+            }
+            let cur = oc.cas(&self.lay);
+            if !self.cas_matches(oc, c) {
+                if req.invalidate && c < cur {
+                    stale = true;
+                } else {
+                    return Err(StoreOutcome::Exists);
+                }
+            }
+        }
+        match req.mode {
+            SetMode::Add if old != NIL => {
+                // memcached bumps the existing item on a failed add.
+                oc.hdr().time.store(now, Relaxed);
+                Err(StoreOutcome::NotStored)
+            }
+            SetMode::Replace | SetMode::Append | SetMode::Prepend if old == NIL => {
+                Err(StoreOutcome::NotStored)
+            }
+            _ => Ok((old, stale)),
+        }
+    }
+
+    /// Flags, exptime and win bit of the stored item: a concatenation keeps
+    /// the old item's, a stale store its TTL and win token (memcached).
+    fn store_attrs(
+        &self,
+        req: &StoreRequest,
+        old: Ref,
+        concat: bool,
+        stale: bool,
+    ) -> (u32, RelTime, bool) {
+        let oc = self.chunk(if old == NIL { 1 } else { old });
+        let (flags, mut exptime) = if concat {
+            (oc.hdr().flags.load(Relaxed), oc.hdr().exptime.load(Relaxed))
+        } else {
+            (req.flags, req.exptime)
+        };
+        let mut win_sent = req.win_sent;
+        if stale {
+            exptime = oc.hdr().exptime.load(Relaxed);
+            win_sent |= oc.hdr().has(bits::WIN);
+        }
+        (flags, exptime, win_sent)
+    }
+
+    /// Fills in the header of fresh item `r` (value already written) and
+    /// links it in place of `old`. Caller holds the stripe lock. Returns
+    /// the outcome with the new CAS.
+    #[allow(clippy::too_many_arguments)]
+    fn publish(
+        &self,
+        req: &StoreRequest,
+        hv: u64,
+        r: Ref,
+        old: Ref,
+        attrs: (u32, RelTime, bool),
+        stale: bool,
+        now: RelTime,
+    ) -> StoreOutcome {
+        let (flags, exptime, win_sent) = attrs;
+        let c = self.chunk(r);
+        let h = c.hdr();
+        h.flags.store(flags, Relaxed);
+        h.exptime.store(exptime, Relaxed);
+        h.time.store(now, Relaxed);
+        if stale {
+            h.set(bits::STALE);
+        }
+        if win_sent {
+            h.set(bits::WIN);
+        }
+        let floor = if old != NIL {
+            self.chunk(old).cas(&self.lay)
+        } else {
+            0
+        };
+        let cas = req.new_cas.unwrap_or_else(|| self.next_cas(floor));
+        c.set_cas(&self.lay, cas);
+        self.link(hv, r, old, now);
+        StoreOutcome::Stored(if self.cfg.use_cas { cas } else { 0 })
+    }
+
     pub fn store(&self, req: &StoreRequest) -> StoreOutcome {
         let now = clock::now();
         let nkey = req.key.len();
@@ -1268,33 +1376,11 @@ impl Inner {
         let hv = hash_key(req.key);
         let s = self.ht.stripe_of(hv);
         let _g = self.ht.lock(s);
-        let old = self.find_live(hv, req.key, now, false, true);
+        let (old, stale) = match self.check_store(req, hv, now) {
+            Ok(v) => v,
+            Err(outcome) => return outcome,
+        };
         let oc = self.chunk(if old == NIL { 1 } else { old });
-        let mut stale = false;
-        if let Some(c) = req.compare_cas {
-            if old == NIL {
-                return StoreOutcome::NotFound;
-            }
-            let cur = oc.cas(&self.lay);
-            if !self.cas_matches(oc, c) {
-                if req.invalidate && c < cur {
-                    stale = true;
-                } else {
-                    return StoreOutcome::Exists;
-                }
-            }
-        }
-        match req.mode {
-            SetMode::Add if old != NIL => {
-                // memcached bumps the existing item on a failed add.
-                oc.hdr().time.store(now, Relaxed);
-                return StoreOutcome::NotStored;
-            }
-            SetMode::Replace | SetMode::Append | SetMode::Prepend if old == NIL => {
-                return StoreOutcome::NotStored;
-            }
-            _ => {}
-        }
         let concat = matches!(req.mode, SetMode::Append | SetMode::Prepend);
         let old_parts: Vec<&[u8]> = if concat {
             self.parts_vec(old)
@@ -1306,18 +1392,9 @@ impl Inner {
         if self.lay.total(nkey, nbytes) > self.cfg.item_size_max {
             return StoreOutcome::TooLarge;
         }
-        let (flags, mut exptime) = if concat {
-            (oc.hdr().flags.load(Relaxed), oc.hdr().exptime.load(Relaxed))
-        } else {
-            (req.flags, req.exptime)
-        };
-        let mut win_sent = req.win_sent;
-        if stale {
-            // memcached: a stale store keeps the TTL and the win token.
-            exptime = oc.hdr().exptime.load(Relaxed);
-            win_sent |= oc.hdr().has(bits::WIN);
-        }
+        let attrs = self.store_attrs(req, old, concat, stale);
         if !concat && old != NIL && self.fits_in_place(oc, nbytes) {
+            let (flags, exptime, win_sent) = attrs;
             let cas = req
                 .new_cas
                 .unwrap_or_else(|| self.next_cas(oc.cas(&self.lay)));
@@ -1351,22 +1428,89 @@ impl Inner {
         } else {
             self.write_value(r, &[req.value]);
         }
+        self.publish(req, hv, r, old, attrs, stale, now)
+    }
+
+    /// Allocates an unlinked item for `key` with room for a value of
+    /// `nbytes`, to be filled by its owner (a connection reading a data
+    /// block straight from its socket) and then linked by
+    /// [`Inner::store_reserved`] or freed by [`Inner::free_reserved`].
+    /// None when the item would be too large or memory is short: the caller
+    /// then stores the ordinary way, which answers those cases.
+    pub fn reserve(&self, key: &[u8], nbytes: usize) -> Option<Ref> {
+        if key.len() > 255 || self.lay.total(key.len(), nbytes) > self.cfg.item_size_max {
+            return None;
+        }
+        self.alloc_item(key, nbytes, None, NIL)
+    }
+
+    /// The writable value area of reserved item `r` from value offset
+    /// `off` to the end of the piece holding it (empty at the end).
+    ///
+    /// SAFETY: `r` is a reserved item exclusively owned by the caller (not
+    /// linked, so no lookup, LRU walk, crawler or page mover touches its
+    /// bytes), and no other slice returned for it is alive.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn reserved_space(&self, r: Ref, off: usize) -> &mut [u8] {
         let c = self.chunk(r);
         let h = c.hdr();
-        h.flags.store(flags, Relaxed);
-        h.exptime.store(exptime, Relaxed);
-        h.time.store(now, Relaxed);
-        if stale {
-            h.set(bits::STALE);
+        let nkey = h.nkey.load(Relaxed) as usize;
+        let total = h.nbytes.load(Relaxed) as usize;
+        if off >= total {
+            return &mut [];
         }
-        if win_sent {
-            h.set(bits::WIN);
+        if !h.has(bits::CHAINED) {
+            return c.bytes_mut(self.lay.val_off(nkey) + off, total - off);
         }
-        let floor = if old != NIL { oc.cas(&self.lay) } else { 0 };
-        let cas = req.new_cas.unwrap_or_else(|| self.next_cas(floor));
-        c.set_cas(&self.lay, cas);
-        self.link(hv, r, old, now);
-        StoreOutcome::Stored(if self.cfg.use_cas { cas } else { 0 })
+        let size = self.classes[self.largest_class()].size;
+        let head_off = self.lay.chain_data_off(nkey);
+        let head_len = total.min(size - head_off);
+        if off < head_len {
+            return c.bytes_mut(head_off + off, head_len - off);
+        }
+        let mut start = head_len;
+        let mut p = c.chain_next(&self.lay);
+        while p != NIL {
+            let ph = self.chunk(p).hdr();
+            let n = ph.nbytes.load(Relaxed) as usize;
+            if off < start + n {
+                return self
+                    .chunk(p)
+                    .bytes_mut(super::item::HDR + off - start, start + n - off);
+            }
+            start += n;
+            p = ph.next.load(Relaxed);
+        }
+        &mut []
+    }
+
+    /// Links reserved item `r`, whose value its owner has written, with
+    /// `req`'s semantics (set/add/replace/cas, meta's flags; `req.value` is
+    /// ignored), evaluated now as memcached's `complete_nread` does. The
+    /// item is consumed: freed unless stored.
+    pub fn store_reserved(&self, req: &StoreRequest, r: Ref) -> StoreOutcome {
+        debug_assert!(!matches!(req.mode, SetMode::Append | SetMode::Prepend));
+        debug_assert!(self.chunk(r).key(&self.lay) == req.key);
+        let now = clock::now();
+        let hv = hash_key(req.key);
+        let _g = self.ht.lock(self.ht.stripe_of(hv));
+        let (old, stale) = match self.check_store(req, hv, now) {
+            Ok(v) => v,
+            Err(outcome) => {
+                self.free_reserved(r);
+                return outcome;
+            }
+        };
+        let attrs = self.store_attrs(req, old, false, stale);
+        self.publish(req, hv, r, old, attrs, stale, now)
+    }
+
+    /// Frees a reserved (never linked) item and its chain. Only the class
+    /// lock is needed: nobody else can reach an unlinked item.
+    pub fn free_reserved(&self, r: Ref) {
+        let cls = self.chunk(r).hdr().clsid.load(Relaxed) as usize;
+        let mut cs = self.lock_class(cls);
+        self.free_locked(&mut cs, r);
     }
 
     pub fn delete(&self, req: &DeleteRequest) -> DeleteOutcome {

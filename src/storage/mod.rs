@@ -380,6 +380,91 @@ impl Store {
     }
 }
 
+/// An item allocated for a value that is still arriving (memcached's
+/// `conn_nread`): its owner writes the value straight into item memory,
+/// then [`Store::store_reserved`] links it. It is invisible until then —
+/// not in the hash table or any LRU, so lookups, the crawler, evictions and
+/// the page mover (which keeps pages holding such chunks) leave it alone —
+/// and dropping it (a client that went away) frees it.
+pub struct Reserved {
+    inner: Arc<engine::Inner>,
+    r: arena::Ref,
+    len: usize,
+}
+
+impl Reserved {
+    /// Length of the value it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The value area from offset `off` to the end of the piece holding it
+    /// (a chained item has several pieces); empty once `off` reaches `len`.
+    pub fn space_at(&mut self, off: usize) -> &mut [u8] {
+        // SAFETY: the item is reserved and owned by `self` (never linked
+        // while `self` exists), and the returned slice borrows `self`
+        // mutably, so it is the only one.
+        unsafe { self.inner.reserved_space(self.r, off) }
+    }
+
+    /// Copies `src` into the value from offset `off` (bounded by `len`);
+    /// returns the bytes copied.
+    pub fn write_at(&mut self, mut off: usize, mut src: &[u8]) -> usize {
+        let start = off;
+        while !src.is_empty() {
+            let space = self.space_at(off);
+            if space.is_empty() {
+                break;
+            }
+            let n = space.len().min(src.len());
+            space[..n].copy_from_slice(&src[..n]);
+            off += n;
+            src = &src[n..];
+        }
+        off - start
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if self.r != arena::NIL {
+            self.inner.free_reserved(self.r);
+        }
+    }
+}
+
+impl std::fmt::Debug for Reserved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reserved({} bytes)", self.len)
+    }
+}
+
+impl Store {
+    /// Allocates an item for `key` whose value of `nbytes` will be written
+    /// into it (see [`Reserved`]). None if it would be too large or memory
+    /// is short right now: store the ordinary way then, which answers both.
+    pub fn reserve(&self, key: &[u8], nbytes: usize) -> Option<Reserved> {
+        let r = self.inner.reserve(key, nbytes)?;
+        Some(Reserved {
+            inner: self.inner.clone(),
+            r,
+            len: nbytes,
+        })
+    }
+
+    /// Stores a filled reservation like [`Store::store`] stores `req` (its
+    /// `value` is ignored; set, add, replace and cas modes only), with the
+    /// checks made now. The item is freed unless stored.
+    pub fn store_reserved(&self, req: &StoreRequest, mut item: Reserved) -> StoreOutcome {
+        let r = std::mem::replace(&mut item.r, arena::NIL);
+        self.inner.store_reserved(req, r)
+    }
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         self.inner
