@@ -22,18 +22,19 @@
 #
 # Scaling: with generator cost g and server cost s per request on 2 shared
 # cores, t2/t1 <= 2s/(s+g), so 1.8x needs g/s <= ~0.11. The scaling workloads
-# therefore use memcrab-bench --bulk: batches of 256 requests over every key,
-# pre-rendered once and sent from static buffers, each batch's reply compared
-# byte for byte with the expected bytes (scale: quiet `ms k 100 q` sets closed
-# by `mn`, reply exactly `MN`; scale-get: `mg k v`, every value checked).
-# 4 connections (2 per server worker), 3 batches in flight each (the generator
-# wakes once 2 replies are in: SO_RCVLOWAT), 1 generator thread: ~0.03-0.06
-# us/request of generator CPU against ~0.3 (sets) / ~0.45 (gets) us of server
-# CPU. The table shows the ceiling 2*s1/(s2+g2) this implies and the 1-minute
-# load average during the runs: other work on the machine takes cores from
-# the server, and the ratio with them. Sets need the class lock for every
-# store (an LRU relink), in memcached as in memcrab, so they do not scale;
-# gets take no class lock.
+# therefore use memcrab-bench --bulk: batches over every key, pre-rendered
+# once and sent from static buffers, each batch's reply compared byte for byte
+# with the expected bytes (scale: 512 quiet `ms k 100 q` sets closed by `mn`,
+# reply exactly `MN`, 4 batches in flight; scale-get: 256 `mg k v`, every
+# value checked, 3 in flight). 4 connections (2 per server worker), 1
+# generator thread (a second one only adds generator CPU per request); the
+# generator wakes once depth-1 replies are in (SO_RCVLOWAT). That costs
+# ~0.02-0.06 us/request of generator CPU against ~0.25 (sets) / ~0.45 (gets)
+# us of server CPU. The table shows the ceiling 2*s1/(s2+g2) this implies and
+# the 1-minute load average during the runs: other work on the machine takes
+# cores from the server, and the ratio with them. memcached's sets take its
+# per-class LRU lock on every store and scale below 1x; memcrab's same-size
+# overwrite in place takes no class lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -107,7 +108,7 @@ wl_args() {
     f) echo "-c 50 -g 0.9 -n 100000 -v 100 --key-prefix a: -P meta" ;;
     # Scaling: bulk batches (see the header). scale-pipe is the old (a) with
     # 32-deep pipelining, kept for comparison: its generator costs ~0.3 us/req.
-    scale) echo "--bulk set -P meta --batch 256 -c 4 -d 3 -n 100000 -v 100 --key-prefix s:" ;;
+    scale) echo "--bulk set -P meta --batch 512 -c 4 -d 4 -n 100000 -v 100 --key-prefix s:" ;;
     scale-get) echo "--bulk get -P meta --batch 256 -c 4 -d 3 -n 100000 -v 100 --key-prefix a:" ;;
     scale-pipe) echo "-c 50 -g 0.9 -n 100000 -v 100 --key-prefix a: -d 32" ;;
     *) echo "unknown workload $1" >&2; exit 1 ;;
@@ -122,7 +123,7 @@ wl_desc() {
     d) echo "(d) 50:50, 100 KB, 4k keys" ;;
     e) echo "(e) (a) + 1,000 idle conns" ;;
     f) echo "(f) meta mg/ms, as (a)" ;;
-    scale) echo "bulk quiet sets (ms q + mn), 256/batch, 100 B" ;;
+    scale) echo "bulk quiet sets (ms q + mn), 512/batch, 100 B" ;;
     scale-get) echo "bulk gets (mg v), 256/batch, 100 B" ;;
     scale-pipe) echo "as (a), 32-deep pipeline" ;;
     esac
