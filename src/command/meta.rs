@@ -307,7 +307,7 @@ fn get_and_reply(req: &MetaRequest, out: &mut Out, ctx: &Ctx, complete: bool) {
             if req.value && complete {
                 // May go straight to the socket (see `Out`): only a reply
                 // that is not replaced by an error afterwards.
-                out.put_value(len, view.value_parts());
+                out.put_value(len, view.value_parts(), b"\r\n");
             } else if req.value {
                 view.append_value_to(out);
                 out.extend_from_slice(b"\r\n");

@@ -159,6 +159,7 @@ pub fn process_out(
             None => line,
         };
         let rest = &buf[nl + 1..];
+        out.more_input = !rest.is_empty();
         let slot = session.nread_ok.then_some(&mut session.nread);
         let step = if is_meta(line) {
             meta::handle(line, rest, out, ctx, slot)

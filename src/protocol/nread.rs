@@ -1,8 +1,8 @@
 //! Large data blocks read straight into their item (memcached's
 //! `conn_nread`).
 //!
-//! When a storage command announces a data block of at least [`NREAD_MIN`]
-//! bytes that has not fully arrived, the handler reserves the item first
+//! When at least [`NREAD_MIN`] bytes of a storage command's data block have
+//! yet to arrive, the handler reserves the item first
 //! (unlinked, invisible), copies the part already buffered, and parks an
 //! [`Nread`] in the session. The server then reads the rest of the value
 //! from the socket directly into the item's memory ([`Session::nread_space`],
@@ -17,8 +17,10 @@
 use super::{Session, Step};
 use crate::storage::Reserved;
 
-/// Data blocks at least this long are read straight into their item:
-/// below it the copy from the read buffer is cheaper than the extra read.
+/// A data block is read straight into its item when at least this much of
+/// it has yet to arrive: below it the copy from the read buffer costs less
+/// than the extra `read` (the buffer batches pipelined requests, while a
+/// read into the item stops at the item's end).
 pub const NREAD_MIN: usize = 16 * 1024;
 
 /// A data block being read into its reserved item.
@@ -63,8 +65,9 @@ pub type Slot<'s> = Option<&'s mut Option<Box<Nread>>>;
 /// if the server supports it and the block is large: `rest` (the input
 /// after `line`, shorter than the block) is taken into the item. Returns
 /// the step that consumes it, or None when the caller should wait for the
-/// whole block in the buffer as usual (small block, no slot, or `reserve`
-/// found no memory: the ordinary path then answers exactly as before).
+/// whole block in the buffer as usual (little of it missing, no slot, or
+/// `reserve` found no memory: the ordinary path then answers exactly as
+/// before).
 pub fn begin(
     slot: Slot,
     line: &[u8],
@@ -73,7 +76,7 @@ pub fn begin(
     reserve: impl FnOnce() -> Option<Reserved>,
 ) -> Option<Step> {
     let slot = slot?;
-    if len < NREAD_MIN || rest.len() >= len + 2 {
+    if (len + 2).saturating_sub(rest.len()) < NREAD_MIN {
         return None;
     }
     let item = reserve()?;

@@ -15,8 +15,15 @@ use std::io::IoSlice;
 use std::ops::{Deref, DerefMut};
 
 /// Values at least this long go to the direct writer when there is one:
-/// below it one `memcpy` costs less than an extra `writev` per value.
-pub const DIRECT_MIN: usize = 16 * 1024;
+/// copying them costs more than the extra `writev` (a loopback send costs
+/// several µs) when more replies follow in the same batch.
+pub const DIRECT_MIN: usize = 64 * 1024;
+
+/// Values at least this long go to the direct writer when their reply is
+/// the last output of the batch (no input left after the request): the
+/// `writev` then replaces the flush that would follow anyway, so there is
+/// no extra syscall and the copy is pure saving.
+pub const DIRECT_LAST_MIN: usize = 16 * 1024;
 
 /// Most pieces one direct write carries (Linux `IOV_MAX` is 1024).
 const MAX_IOV: usize = 512;
@@ -42,6 +49,8 @@ pub struct Out<'a> {
     /// A direct write came back short: the socket is full, so further
     /// attempts in this call would only cost a syscall.
     blocked: bool,
+    /// More input follows the request being handled (set by `process`).
+    pub more_input: bool,
 }
 
 impl<'a> Out<'a> {
@@ -52,6 +61,7 @@ impl<'a> Out<'a> {
             direct: None,
             sent: 0,
             blocked: false,
+            more_input: false,
         }
     }
 
@@ -66,6 +76,7 @@ impl<'a> Out<'a> {
             direct: Some(direct),
             sent,
             blocked: false,
+            more_input: false,
         }
     }
 
@@ -75,26 +86,36 @@ impl<'a> Out<'a> {
     }
 
     /// Would a value of `len` bytes go to the direct writer (if the socket
-    /// takes it)? Callers that may still take the reply back check this.
-    pub fn wants_direct(&self, len: usize) -> bool {
-        len >= DIRECT_MIN && self.direct.is_some() && !self.blocked
+    /// takes it)? `last`: nothing more of this request's reply follows it.
+    /// Callers that may still take the reply back check this.
+    pub fn wants_direct(&self, len: usize, last: bool) -> bool {
+        self.direct.is_some()
+            && !self.blocked
+            && (len >= DIRECT_MIN || (len >= DIRECT_LAST_MIN && last && !self.more_input))
     }
 
-    /// Appends a value (its `pieces`, `len` bytes in all) and "\r\n" to the
+    /// Appends a value (its `pieces`, `len` bytes in all) and then `tail`
+    /// ("\r\n", or "\r\nEND\r\n" for the last value of a `get`) to the
     /// reply, after everything already in the buffer. A large value is
     /// offered to the direct writer first, together with the buffer's
     /// unsent bytes so the order on the wire stays that of the buffer; the
     /// part the socket did not take is buffered as usual. The pieces must
     /// stay valid (the item locked) only for the duration of the call.
-    pub fn put_value<'v>(&mut self, len: usize, pieces: impl Iterator<Item = &'v [u8]> + Clone) {
-        if self.wants_direct(len) && self.try_direct(len, pieces.clone()) {
+    pub fn put_value<'v>(
+        &mut self,
+        len: usize,
+        pieces: impl Iterator<Item = &'v [u8]> + Clone,
+        tail: &[u8],
+    ) {
+        let last = tail.len() > 2;
+        if self.wants_direct(len, last) && self.try_direct(len, pieces.clone(), tail) {
             return;
         }
-        self.buf.reserve(len + 2);
+        self.buf.reserve(len + tail.len());
         for p in pieces {
             self.buf.extend_from_slice(p);
         }
-        self.buf.extend_from_slice(b"\r\n");
+        self.buf.extend_from_slice(tail);
     }
 
     /// The direct path of [`Out::put_value`]. False if nothing was tried
@@ -103,6 +124,7 @@ impl<'a> Out<'a> {
         &mut self,
         len: usize,
         pieces: impl Iterator<Item = &'v [u8]> + Clone,
+        tail: &[u8],
     ) -> bool {
         let Some(direct) = self.direct.as_deref_mut() else {
             return false;
@@ -118,8 +140,8 @@ impl<'a> Out<'a> {
                 return false;
             }
         }
-        iov.push(IoSlice::new(b"\r\n"));
-        let total = pending + len + 2;
+        iov.push(IoSlice::new(tail));
+        let total = pending + len + tail.len();
         let n = direct.write_now(&iov).min(total);
         drop(iov);
         if n < total {
@@ -127,24 +149,28 @@ impl<'a> Out<'a> {
         }
         if n < pending {
             self.sent += n;
-            self.buf.reserve(len + 2);
+            self.buf.reserve(len + tail.len());
             for p in pieces {
                 self.buf.extend_from_slice(p);
             }
-            self.buf.extend_from_slice(b"\r\n");
+            self.buf.extend_from_slice(tail);
             return true;
         }
         self.sent = self.buf.len();
-        // Buffer the unsent tail of value + "\r\n".
+        // Buffer the unsent end of value + tail.
         let mut skip = n - pending;
-        for p in pieces.chain(std::iter::once(&b"\r\n"[..])) {
+        let mut keep = |p: &[u8]| {
             if skip >= p.len() {
                 skip -= p.len();
-                continue;
+            } else {
+                self.buf.extend_from_slice(&p[skip..]);
+                skip = 0;
             }
-            self.buf.extend_from_slice(&p[skip..]);
-            skip = 0;
+        };
+        for p in pieces {
+            keep(p);
         }
+        keep(tail);
         true
     }
 }
@@ -189,12 +215,12 @@ mod tests {
     /// Whatever the socket takes, wire + unsent buffer = the buffered reply.
     #[test]
     fn wire_plus_buffer_is_the_reply() {
-        let value: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
-        let pieces = || value.chunks(15_000);
+        let value: Vec<u8> = (0..80_000u32).map(|i| (i % 251) as u8).collect();
+        let pieces = || value.chunks(30_000);
         let mut want = b"HEAD\r\n".to_vec();
         want.extend_from_slice(&value);
         want.extend_from_slice(b"\r\n");
-        for room in [0, 3, 6, 7, 15_006, 40_005, 40_007, 40_008, 1 << 20] {
+        for room in [0, 3, 6, 7, 30_006, 80_005, 80_007, 80_008, 1 << 20] {
             let mut buf = b"xxHEAD\r\n".to_vec();
             let mut sink = Sink {
                 wire: Vec::new(),
@@ -202,9 +228,9 @@ mod tests {
                 calls: 0,
             };
             let mut out = Out::with_direct(&mut buf, 2, &mut sink);
-            out.put_value(value.len(), pieces());
+            out.put_value(value.len(), pieces(), b"\r\n");
             // A second large value after a short write is buffered untried.
-            out.put_value(value.len(), pieces());
+            out.put_value(value.len(), pieces(), b"\r\n");
             let sent = out.sent();
             let short = room < want.len();
             let mut got = sink.wire.clone();
@@ -222,7 +248,7 @@ mod tests {
         let mut buf = Vec::new();
         let mut out = Out::buffered(&mut buf);
         out.extend_from_slice(b"V\r\n");
-        out.put_value(1 << 20, [&[7u8; 1 << 20][..]].into_iter());
+        out.put_value(1 << 20, [&[7u8; 1 << 20][..]].into_iter(), b"\r\n");
         assert_eq!(buf.len(), 3 + (1 << 20) + 2);
         let mut buf = Vec::new();
         let mut sink = Sink {
@@ -231,7 +257,22 @@ mod tests {
             calls: 0,
         };
         let mut out = Out::with_direct(&mut buf, 0, &mut sink);
-        out.put_value(3, [&b"abc"[..]].into_iter());
-        assert_eq!((buf.as_slice(), sink.calls), (&b"abc\r\n"[..], 0));
+        out.put_value(3, [&b"abc"[..]].into_iter(), b"\r\n");
+        // A mid-size value goes direct only as the batch's last output.
+        let mid = [5u8; DIRECT_LAST_MIN];
+        out.more_input = true;
+        out.put_value(mid.len(), [&mid[..]].into_iter(), b"\r\nEND\r\n");
+        out.more_input = false;
+        out.put_value(mid.len(), [&mid[..]].into_iter(), b"\r\n");
+        assert_eq!(out.sent(), 0);
+        out.put_value(mid.len(), [&mid[..]].into_iter(), b"\r\nEND\r\n");
+        assert_eq!(out.sent(), out.len());
+        assert_eq!(sink.calls, 1);
+        let mut want = b"abc\r\n".to_vec();
+        for tail in [&b"\r\nEND\r\n"[..], b"\r\n", b"\r\nEND\r\n"] {
+            want.extend_from_slice(&mid);
+            want.extend_from_slice(tail);
+        }
+        assert_eq!(sink.wire, want);
     }
 }

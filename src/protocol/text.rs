@@ -471,7 +471,9 @@ fn reply(out: &mut Vec<u8>, noreply: bool, msg: &[u8]) {
 /// `VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n`, straight from the
 /// item (a large value may go to the socket without a copy, see [`Out`]).
 #[inline]
-fn write_value(out: &mut Out, key: &[u8], item: &ItemView, cas: bool) {
+/// `tail` follows the data: "\r\n", or "\r\nEND\r\n" for the last key of a
+/// `get` (so a value sent straight to the socket carries the `END` along).
+fn write_value(out: &mut Out, key: &[u8], item: &ItemView, cas: bool, tail: &[u8]) {
     let len = item.value_len();
     out.reserve(key.len() + 64);
     out.extend_from_slice(b"VALUE ");
@@ -485,7 +487,7 @@ fn write_value(out: &mut Out, key: &[u8], item: &ItemView, cas: bool) {
         push_u64(out, item.meta.cas);
     }
     out.extend_from_slice(b"\r\n");
-    out.put_value(len, item.value_parts());
+    out.put_value(len, item.value_parts(), tail);
 }
 
 fn stored_reply(outcome: StoreOutcome) -> &'static [u8] {
@@ -773,16 +775,21 @@ fn get(
             debug_assert!(fresh);
             return bad_key(out, start);
         }
+        let last = next_key(keys, end).is_none();
+        let tail: &[u8] = if last { b"\r\nEND\r\n" } else { b"\r\n" };
         let sent = cmd.execute(ctx, key, |item| {
-            if !may_send && out.wants_direct(item.value_len()) {
+            if !may_send && out.wants_direct(item.value_len(), last) {
                 if first_long_key(keys, end).is_some() {
                     return false; // the whole reply becomes an error
                 }
                 may_send = true;
             }
-            write_value(out, key, item, cas);
+            write_value(out, key, item, cas, tail);
             true
         });
+        if last && sent.is_some() {
+            return Step::Done(0); // `END` went with the value
+        }
         if sent == Some(false) {
             // Look the rest up (counted and touched, like memcached) up to
             // the long key, then answer the error.
