@@ -31,8 +31,8 @@
 # generator wakes once depth-1 replies are in (SO_RCVLOWAT). That costs
 # ~0.02-0.06 us/request of generator CPU against ~0.25 (sets) / ~0.45 (gets)
 # us of server CPU. The table shows the ceiling 2*s1/(s2+g2) this implies and
-# the 1-minute load average during the runs: other work on the machine takes
-# cores from the server, and the ratio with them. memcached's sets take its
+# how many cores other work on the machine took during the runs (it takes
+# them from the server, and the ratio with them). memcached's sets take its
 # per-class LRU lock on every store and scale below 1x; memcrab's same-size
 # overwrite in place takes no class lock.
 set -euo pipefail
@@ -291,9 +291,9 @@ def scaling_table(groups):
     if not rows:
         return
     print("### Scaling: -t 2 vs -t 1 (memcached beside for reference)\n")
-    print("| server | workload | t1 ops/s | t2 ops/s | **t2/t1** | server CPU µs/op t1 / t2 | "
-          "generator CPU µs/op t1 / t2 | 2-core ceiling 2·s1/(s2+g2) | 1-min load t1 / t2 |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| server | workload | t1 ops/s | t2 ops/s | **t2/t1** | per round | server CPU µs/op t1 / t2 | "
+          "generator CPU µs/op t1 / t2 | 2-core ceiling 2·s1/(s2+g2) | other work, cores t1 / t2 | 1-min load t1 / t2 |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for g, w in rows:
         name = g.split("-", 1)[1]
         a, b = f"{name}-t1", f"{name}-t2"
@@ -301,14 +301,20 @@ def scaling_table(groups):
         s1, s2, g2 = m(a, "server_cpu_us_per_op"), m(b, "server_cpu_us_per_op"), m(b, "client_cpu_us_per_op")
         ceil = f"{2 * s1 / (s2 + g2):.2f}" if None not in (s1, s2, g2) and s2 + g2 > 0 else "n/a"
         note = "".join(f" ⚠{s} errors" for s in (a, b) if not clean(g, w, s))
+        # Rounds pair up in order (the runs alternate within a round).
+        per = ", ".join(ratio(float(y.get("ops_per_s", 0)), float(x.get("ops_per_s", 0)))
+                        for x, y in zip(runs.get((g, w, a), []), runs.get((g, w, b), [])))
         print(f"| {name}{note} | {desc.get(w, w)} | {fmt(m(a,'ops_per_s'))} | {fmt(m(b,'ops_per_s'))} | "
-              f"**{ratio(m(b,'ops_per_s'), m(a,'ops_per_s'))}** | {fmt(s1,3)} / {fmt(s2,3)} | "
+              f"**{ratio(m(b,'ops_per_s'), m(a,'ops_per_s'))}** | {per} | {fmt(s1,3)} / {fmt(s2,3)} | "
               f"{fmt(m(a,'client_cpu_us_per_op'),3)} / {fmt(g2,3)} | {ceil} | "
+              f"{fmt(m(a,'other_busy_cores'),2)} / {fmt(m(b,'other_busy_cores'),2)} | "
               f"{fmt(m(a,'load1'),2)} / {fmt(m(b,'load1'),2)} |")
     print()
     print("t2/t1 can reach 2x only if the server's CPU/op stays flat from t1 to t2 (no contention) and the\n"
           "generator's share g/s is small; the ceiling column is what 2 fully available cores would allow.\n"
-          "A load average above ~2 means other processes took CPU from the runs.\n")
+          "'other work' is the machine's busy CPU (/proc/stat, steal included) minus server and generator,\n"
+          "in cores: what other processes took from the run. The load average counts the run's own threads\n"
+          "too (t1: ~2, t2: ~3).\n")
 
 scaling_table(("scaling-memcrab", "scaling-memcached"))
 table("noise", "memcached-A", "memcached-B", "Noise floor: memcached vs memcached (ratios should be ~1.00)")

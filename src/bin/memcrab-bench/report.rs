@@ -19,6 +19,26 @@ pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
     Some((ut + stt) / tck)
 }
 
+/// Busy CPU seconds of the whole machine (all cores; steal counts as busy:
+/// the hypervisor gave that time to someone else), from /proc/stat.
+fn machine_busy_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is inside user).
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| f.get(i))
+        .sum::<f64>();
+    // SAFETY: sysconf has no preconditions.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let tck = if tck > 0 { tck as f64 } else { 100.0 };
+    Some(busy / tck)
+}
+
 /// CPU seconds this process has used (all threads).
 fn self_cpu_secs() -> f64 {
     // SAFETY: getrusage writes into the zeroed struct we own.
@@ -32,17 +52,22 @@ fn self_cpu_secs() -> f64 {
 pub struct CpuWindow {
     server: Option<(f64, f64)>,
     client: (f64, f64),
+    machine: Option<(f64, f64)>,
 }
 
 impl CpuWindow {
     pub fn begin(&mut self, pid: Option<u32>) {
         self.client.0 = self_cpu_secs();
         self.server = pid.and_then(proc_cpu_secs).map(|c| (c, c));
+        self.machine = machine_busy_secs().map(|c| (c, c));
     }
     pub fn end(&mut self, pid: Option<u32>) {
         self.client.1 = self_cpu_secs();
         if let (Some(s), Some(c)) = (self.server.as_mut(), pid.and_then(proc_cpu_secs)) {
             s.1 = c;
+        }
+        if let (Some(m), Some(c)) = (self.machine.as_mut(), machine_busy_secs()) {
+            m.1 = c;
         }
     }
 }
@@ -153,6 +178,14 @@ impl Report<'_> {
                 per_op(cli)
             );
         }
+        // Cores busy with anything but this server and this generator.
+        let other = self
+            .cpu
+            .machine
+            .map(|(b, e)| ((e - b) - srv.unwrap_or(0.0) - cli).max(0.0) / el);
+        if let Some(o) = other {
+            println!("  other work on the machine: {o:.2} cores busy (incl. steal)");
+        }
         println!(
             "  errors {} bad_values {} proto_errors {} conn_errors {} (warm-up/preload errors {}) idle_ok {}/{}",
             s.errors,
@@ -170,7 +203,7 @@ impl Report<'_> {
             "RESULT label={} ops={} elapsed_s={:.3} ops_per_s={:.0} keys_per_s={:.0} gets={} sets={} \
              hit_ratio={:.4} p50_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1} server_cpu_s={} \
              server_cpu_us_per_op={} client_cpu_us_per_op={:.3} errors={} bad_values={} \
-             proto_errors={} conn_errors={} other_errors={} idle_ok={} clean={}",
+             proto_errors={} conn_errors={} other_errors={} idle_ok={} other_busy_cores={} clean={}",
             self.label,
             s.ops,
             el,
@@ -192,6 +225,7 @@ impl Report<'_> {
             s.conn_errors,
             s.unrecorded_errors + self.preload_errors,
             self.idle_ok,
+            other.map_or("NA".into(), |o| format!("{o:.2}")),
             u8::from(self.clean())
         );
     }
