@@ -544,3 +544,109 @@ fn concurrent_stress_values_consistent() {
     let st = s.stats();
     assert!(st.total_malloced <= 4 << 20);
 }
+
+/// Reads a reserved item's value back through `space_at`.
+fn reserved_value(r: &mut Reserved) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < r.len() {
+        let piece = r.space_at(out.len()).to_vec();
+        assert!(!piece.is_empty());
+        out.extend_from_slice(&piece);
+    }
+    out
+}
+
+#[test]
+fn reserved_items_survive_evictions_and_page_moves() {
+    let s = Store::new(quiet(8));
+    let pattern = |n: usize, seed: u8| -> Vec<u8> {
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    };
+    let small = pattern(100_000, 1);
+    let big = pattern(900_000, 2); // chained
+    let mut r1 = s.reserve(b"small", small.len()).expect("reserve");
+    let mut r2 = s.reserve(b"big", big.len()).expect("reserve chained");
+    // Filled in pieces, as reads from a socket would.
+    for (r, v) in [(&mut r1, &small), (&mut r2, &big)] {
+        let mut off = 0;
+        for chunk in v.chunks(7_001) {
+            assert_eq!(r.write_at(off, chunk), chunk.len());
+            off += chunk.len();
+        }
+        assert_eq!(r.write_at(off, b"more"), 0, "bounded by the value length");
+    }
+    // Invisible until stored.
+    assert_eq!(get(&s, b"small"), None);
+    // Its page holds the oldest items of the class: the page mover picks it
+    // first, and must leave it where it is.
+    for i in 0..14 {
+        set(&s, format!("f{i}").as_bytes(), &pattern(100_000, 9));
+    }
+    for _ in 0..4 {
+        let _ = s.slabs_reassign(-1, 1);
+        for i in 0..3000 {
+            set(&s, format!("tiny{i}").as_bytes(), &[b't'; 40]);
+        }
+    }
+    assert!(s.stats().slabs_moved > 0);
+    assert!(
+        reserved_value(&mut r1) == small,
+        "reserved value overwritten"
+    );
+    // Churn: many times the memory in two size classes, page moves between them.
+    for round in 0..4 {
+        for i in 0..200 {
+            let v = vec![b'a' + (i % 26) as u8; if round % 2 == 0 { 100_000 } else { 300 }];
+            set(&s, format!("churn{round}:{i}").as_bytes(), &v);
+        }
+        for _ in 0..8 {
+            let _ = s.slabs_reassign(-1, 1);
+        }
+    }
+    assert!(s.stats().evictions > 0 || s.stats().slabs_moved > 0);
+    assert!(
+        reserved_value(&mut r1) == small,
+        "reserved value overwritten"
+    );
+    assert!(reserved_value(&mut r2) == big, "reserved chain overwritten");
+    let req = StoreRequest::new(b"small", b"", 0, 0, SetMode::Set);
+    assert!(matches!(
+        s.store_reserved(&req, r1),
+        StoreOutcome::Stored(_)
+    ));
+    let req = StoreRequest::new(b"big", b"", 7, 0, SetMode::Set);
+    assert!(matches!(
+        s.store_reserved(&req, r2),
+        StoreOutcome::Stored(_)
+    ));
+    assert!(get(&s, b"small").unwrap() == small);
+    assert!(get(&s, b"big").unwrap() == big);
+    assert_eq!(get_meta(&s, b"big").unwrap().flags, 7);
+}
+
+#[test]
+fn reserved_items_are_freed_when_dropped_or_refused() {
+    let s = Store::new(quiet(8));
+    set(&s, b"k", b"old");
+    // Far more than 8 MB reserved in total: leaked items could not be
+    // evicted, so reservations would start failing.
+    for i in 0..100 {
+        let mut r = s
+            .reserve(format!("r{i}").as_bytes(), 600_000)
+            .expect("reserve");
+        r.write_at(0, b"partial");
+        drop(r); // the client went away
+        let r = s.reserve(b"k", 600_000).expect("reserve");
+        let add = StoreRequest::new(b"k", b"", 0, 0, SetMode::Add);
+        assert_eq!(s.store_reserved(&add, r), StoreOutcome::NotStored);
+        let r = s.reserve(b"nope", 600_000).expect("reserve");
+        let replace = StoreRequest::new(b"nope", b"", 0, 0, SetMode::Replace);
+        assert_eq!(s.store_reserved(&replace, r), StoreOutcome::NotStored);
+    }
+    assert_eq!(get(&s, b"k").unwrap(), b"old");
+    assert_eq!(get(&s, b"nope"), None);
+    // Too large for -I: no reservation (the ordinary path answers it).
+    assert!(s.reserve(b"huge", 2 << 20).is_none());
+}
