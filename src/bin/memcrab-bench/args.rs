@@ -88,8 +88,11 @@ pub struct Args {
     /// reply byte for byte with the expected one (`MN` for quiet sets; every
     /// value for gets, so the keys must be loaded: --preload). The cheapest
     /// load per request this tool can make, for CPU-bound server measurements
-    /// (scaling). Ignores -g, -k and --dist; -d counts batches in flight;
-    /// requests are counted as ops, latency is per batch.
+    /// (scaling). Ignores -g, -k and --dist; -d counts batches in flight (with
+    /// -d N a connection only wakes once N-1 replies can be complete:
+    /// SO_RCVLOWAT); requests are counted as ops, latency is per batch. Any
+    /// other reply byte (a miss, an error line) is a protocol error that ends
+    /// the connection.
     #[arg(long, value_enum)]
     pub bulk: Option<BulkOp>,
     /// Requests per batch in --bulk mode.
