@@ -6,6 +6,11 @@
 //! with a line ended by "\r\n" or a bare "\n"; a handler (text or meta) gets
 //! the line and the bytes after it, and says how many of those it consumed
 //! (its data block) through a [`Step`].
+//!
+//! Large values need not pass through the byte buffers: replies go to an
+//! [`Out`], which can hand a value to the server's socket writer while the
+//! item is locked, and a large data block can be read by the server
+//! straight into its item ([`nread`]). Neither lets this module see a socket.
 
 pub mod meta;
 pub mod nread;

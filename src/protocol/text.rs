@@ -470,9 +470,9 @@ fn reply(out: &mut Vec<u8>, noreply: bool, msg: &[u8]) {
 
 /// `VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n`, straight from the
 /// item (a large value may go to the socket without a copy, see [`Out`]).
-#[inline]
 /// `tail` follows the data: "\r\n", or "\r\nEND\r\n" for the last key of a
 /// `get` (so a value sent straight to the socket carries the `END` along).
+#[inline]
 fn write_value(out: &mut Out, key: &[u8], item: &ItemView, cas: bool, tail: &[u8]) {
     let len = item.value_len();
     out.reserve(key.len() + 64);
@@ -490,6 +490,7 @@ fn write_value(out: &mut Out, key: &[u8], item: &ItemView, cas: bool, tail: &[u8
     out.put_value(len, item.value_parts(), tail);
 }
 
+/// The text reply to a store's outcome.
 fn stored_reply(outcome: StoreOutcome) -> &'static [u8] {
     match outcome {
         StoreOutcome::Stored(_) => b"STORED",

@@ -10,6 +10,12 @@
 //! they drain, so a client that pipelines without reading cannot grow us.
 //! After `-R` requests in one turn the connection yields (`conn_yields`)
 //! and the worker comes back to it after its other ready connections.
+//!
+//! Large values skip the buffers: the protocol may hand a value to the
+//! socket while its item is locked (`protocol::Out`, one `writev` of the
+//! unsent output plus the value; what the socket does not take is
+//! buffered), and a large data block is read straight into its reserved
+//! item (`protocol::nread`, one `readv` into the item and the read buffer).
 
 use super::control::{ConnInfo, ConnState};
 use crate::command::Ctx;
