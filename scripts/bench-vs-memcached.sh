@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # memcrab vs memcached 1.6, side by side, in the same run.
 #
-# Usage: scripts/bench-vs-memcached.sh [compare|scaling|noise|all]   (default: all)
+# Usage: scripts/bench-vs-memcached.sh [compare|percore|scaling|noise|all]   (default: all)
 #   compare  workloads (a)-(f): memcrab vs memcached, alternating A/B/A/B
+#   percore  the same with one core each: both servers -t 1 pinned to CPU 0, the
+#            generator (1 thread) pinned to CPU 1 (PERCORE_WORKLOADS, default
+#            "a b-pipe c d f"): the server's own speed per core, without the
+#            generator and the server competing for the same cores
 #   scaling  memcrab -t 1 vs -t 2 (and memcached -t 1 vs -t 2) on CPU-bound pipelined loads
 #            (SCALE_WORKLOADS, default "scale scale-get": memcrab-bench --bulk, see below)
 #   noise    memcached vs a second memcached: the noise floor of the same procedure
@@ -47,6 +51,10 @@ NOISE_WORKLOADS=${NOISE_WORKLOADS:-"a b-pipe c f"}
 GEN_THREADS=${GEN_THREADS:-2}
 SCALE_WORKLOADS=${SCALE_WORKLOADS:-"scale scale-get"}
 SCALE_GEN_THREADS=${SCALE_GEN_THREADS:-1}
+PERCORE_WORKLOADS=${PERCORE_WORKLOADS:-"a b-pipe c d f"}
+# Command prefixes for the servers and the generator (per-core mode pins them).
+SRV_PREFIX=()
+GEN_PREFIX=()
 GEN_T=$GEN_THREADS
 MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
 OUT=${OUT:-target/bench-vs-memcached}
@@ -76,7 +84,7 @@ start_server() {
     SRV_PORT=$(free_port)
     local extra=()
     [ "$(basename "$bin")" = memcached ] && extra=(-u root)
-    "$bin" "${extra[@]}" -U 0 -l 127.0.0.1 -p "$SRV_PORT" -t "$threads" -m 1024 -c 4096 \
+    "${SRV_PREFIX[@]}" "$bin" "${extra[@]}" -U 0 -l 127.0.0.1 -p "$SRV_PORT" -t "$threads" -m 1024 -c 4096 \
         >"$OUT/$name.log" 2>&1 &
     SRV_PID=$!
     PIDS+=("$SRV_PID")
@@ -154,7 +162,7 @@ preload() { # name port workload
 run_one() {
     local line
     # shellcheck disable=SC2046
-    line=$("$BENCH" -s "127.0.0.1:$5" $(wl_args "$2") -t "$GEN_T" -D "$DUR" -w "$WARMUP" \
+    line=$("${GEN_PREFIX[@]}" "$BENCH" -s "127.0.0.1:$5" $(wl_args "$2") -t "$GEN_T" -D "$DUR" -w "$WARMUP" \
         --server-pid "$6" --label "$4" | tee -a "$OUT/runs.log" | grep '^RESULT' || true)
     if [ -z "$line" ]; then
         line="RESULT label=$4 ops=0 clean=0 failed=1"
@@ -191,6 +199,20 @@ if [ "$MODE" = compare ] || [ "$MODE" = all ]; then
     start_server memcached "$MEMCACHED" 2; MC_PORT=$SRV_PORT MC_PID=$SRV_PID
     ab compare "$WORKLOADS" memcrab "$CR_PORT" "$CR_PID" memcached "$MC_PORT" "$MC_PID"
     stop_server "$CR_PID"; stop_server "$MC_PID"
+fi
+if [ "$MODE" = percore ] || [ "$MODE" = all ]; then
+    echo "== per core: -t 1 servers on CPU 0, generator (1 thread) on CPU 1" >&2
+    PRELOADED=()
+    GEN_T=1
+    SRV_PREFIX=(taskset -c 0)
+    GEN_PREFIX=(taskset -c 1)
+    start_server memcrab-1core "$MEMCRAB" 1; CR_PORT=$SRV_PORT CR_PID=$SRV_PID
+    start_server memcached-1core "$MEMCACHED" 1; MC_PORT=$SRV_PORT MC_PID=$SRV_PID
+    ab percore "$PERCORE_WORKLOADS" memcrab-1core "$CR_PORT" "$CR_PID" memcached-1core "$MC_PORT" "$MC_PID"
+    stop_server "$CR_PID"; stop_server "$MC_PID"
+    SRV_PREFIX=()
+    GEN_PREFIX=()
+    GEN_T=$GEN_THREADS
 fi
 if [ "$MODE" = scaling ] || [ "$MODE" = all ]; then
     echo "== scaling: -t 1 vs -t 2 ($SCALE_WORKLOADS; $SCALE_GEN_THREADS generator thread(s))" >&2
@@ -260,7 +282,7 @@ for (g, w, s) in runs:
 
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 print(f"\nMachine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
-      f"{mcver}; {rounds} rounds x {dur}s, servers alternating, medians; nothing pinned; total {elapsed}s; "
+      f"{mcver}; {rounds} rounds x {dur}s, servers alternating, medians; nothing pinned except in the per-core table; total {elapsed}s; "
       f"1-min load average {loads} (other work on the machine shows up as noise).\n")
 
 def table(group, a, b, title):
@@ -286,6 +308,7 @@ def table(group, a, b, title):
     print()
 
 table("compare", "memcrab", "memcached", "memcrab vs memcached (ratio = memcrab / memcached; CPU ratio < 1 is better)")
+table("percore", "memcrab-1core", "memcached-1core", "Per core: memcrab vs memcached, both -t 1 pinned to CPU 0, generator (1 thread) pinned to CPU 1")
 def scaling_table(groups):
     rows = [(g, w) for (g, w) in order if g in groups]
     if not rows:
