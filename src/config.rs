@@ -39,6 +39,9 @@ pub struct Config {
     pub protocol: String,
     /// `-o idle_timeout`: seconds, 0 = never.
     pub idle_timeout: u64,
+    /// `-o worker_yield_us` (memcrab's own): a worker that has run this many
+    /// microseconds without sleeping yields its CPU once; 0 = never.
+    pub worker_yield_us: u64,
     pub hot_lru_pct: u32,
     pub warm_lru_pct: u32,
     pub temporary_ttl: u32,
@@ -103,6 +106,7 @@ impl Default for Config {
             enable_shutdown: false,
             protocol: "auto".into(),
             idle_timeout: 0,
+            worker_yield_us: 200,
             hot_lru_pct: 20,
             warm_lru_pct: 40,
             temporary_ttl: 61,
@@ -299,7 +303,7 @@ pub fn help_text() -> String {
 -N, --napi_ids=<num>      accepted; no effect
     --resp-port=<num>     Redis RESP adapter port (default: 0, off)
 -o, --extended            comma separated list of extended options
-   implemented: idle_timeout, hot_lru_pct, warm_lru_pct, temporary_ttl,
+   implemented: idle_timeout, worker_yield_us (memcrab's: see README), hot_lru_pct, warm_lru_pct, temporary_ttl,
    slab_chunk_max, hashpower, (no_)lru_crawler, (no_)lru_maintainer,
    (no_)slab_reassign, slab_automove, (no_)maxconns_fast, modern, no_modern.
    Every other memcached 1.6 option is accepted and logged as not supported.
@@ -623,6 +627,7 @@ fn apply_extended(c: &mut Config, opt: &str, chunk_changed: &mut bool) -> Result
     };
     match name {
         "idle_timeout" => c.idle_timeout = numeric(name)?,
+        "worker_yield_us" => c.worker_yield_us = numeric(name)?,
         "hot_lru_pct" => {
             let p = numeric(name)?;
             if !(1..80).contains(&p) {
@@ -881,6 +886,12 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.idle_timeout, 5);
+        assert_eq!(c.worker_yield_us, 200, "default");
+        assert_eq!(
+            run(&["-o", "worker_yield_us=0"]).unwrap().worker_yield_us,
+            0
+        );
+        assert!(refused(&["-o", "worker_yield_us=x"]).contains("worker_yield_us"));
         assert_eq!(
             (c.hot_lru_pct, c.warm_lru_pct, c.temporary_ttl),
             (30, 30, 10)

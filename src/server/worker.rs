@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 pub const WAKE: Token = Token(0);
 
+/// A poll that took longer than this slept (a ready poll returns in ~1 µs).
+const SLEPT: Duration = Duration::from_micros(20);
+
 /// A socket on its way to a worker, with the names `stats conns` shows.
 pub struct NewConn {
     pub sock: Accepted,
@@ -68,6 +71,8 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         let idle_timeout = self.shared.config.idle_timeout;
+        let yield_after = Duration::from_micros(self.shared.config.worker_yield_us);
+        let mut busy_since = Instant::now();
         let mut last_sweep = Instant::now();
         loop {
             let timeout = if !self.pending.is_empty() {
@@ -77,7 +82,29 @@ impl Worker {
             } else {
                 None
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            let before = if yield_after.is_zero() {
+                None
+            } else {
+                Some(Instant::now())
+            };
+            let polled = self.poll.poll(&mut events, timeout);
+            if let Some(before) = before {
+                let now = Instant::now();
+                if now - before > SLEPT {
+                    busy_since = now; // it slept: the core was free for others
+                } else if now - busy_since > yield_after {
+                    // Fairness on shared cores: while clients keep it busy a
+                    // worker never sleeps in epoll, so it would run a whole
+                    // scheduler slice while the clients (and other workers)
+                    // sharing its core wait with replies unread, a tail of
+                    // milliseconds. Yielding once per `worker_yield_us` of
+                    // continuous running bounds that; alone on a core the
+                    // yield returns at once.
+                    std::thread::yield_now();
+                    busy_since = Instant::now();
+                }
+            }
+            if let Err(e) = polled {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
