@@ -63,6 +63,30 @@ fn pipelined_requests_in_one_write_all_answered() {
 }
 
 #[test]
+fn worker_yield_setting_changes_no_replies() {
+    // `-o worker_yield_us` is memcrab's own (memcached refuses it): yielding
+    // on (almost) every loop turn, or never, must answer every request of
+    // several busy connections sharing one worker, in order.
+    if against_memcached() {
+        return;
+    }
+    for setting in ["worker_yield_us=1", "worker_yield_us=0"] {
+        let s = Server::start(&["-t", "1", "-o", setting]);
+        let mut conns: Vec<Conn> = (0..4).map(|_| s.connect()).collect();
+        for c in conns.iter_mut() {
+            c.send(&b"version\r\n".repeat(2000));
+        }
+        for c in conns.iter_mut() {
+            for _ in 0..2000 {
+                expect_version_reply(c);
+            }
+            c.send(b"set k 0 0 1\r\nx\r\n");
+            assert_eq!(c.read_line(), "STORED\r\n", "{setting}");
+        }
+    }
+}
+
+#[test]
 fn byte_at_a_time_requests() {
     let s = Server::start(&[]);
     let mut c = s.connect();
