@@ -390,14 +390,7 @@ pub fn drive(
                 c.flush(pool, st);
             }
         }
-        let recorded = st.ops - since_publish;
-        if recorded >= 10_000 {
-            since_publish = st.ops;
-            let total = sh.measured.fetch_add(recorded, Ordering::Relaxed) + recorded;
-            if total >= sh.max_ops && !sh.stop.swap(true, Ordering::AcqRel) {
-                let _ = sh.stopped_at.set(Instant::now());
-            }
-        }
+        sh.publish(st.ops, &mut since_publish, 10_000);
         if Instant::now() >= window.end || sh.stop.load(Ordering::Acquire) {
             return;
         }

@@ -36,6 +36,22 @@ pub struct Shared {
     pub stopped_at: OnceLock<Instant>,
 }
 
+impl Shared {
+    /// Adds a thread's requests recorded since `*published` to the shared
+    /// count once there are at least `every` of them (one shared write per
+    /// batch, not per request), and stops the run at `--max-ops`.
+    pub fn publish(&self, ops: u64, published: &mut u64, every: u64) {
+        let recorded = ops - *published;
+        if recorded >= every {
+            *published = ops;
+            let total = self.measured.fetch_add(recorded, Ordering::Relaxed) + recorded;
+            if total >= self.max_ops && !self.stop.swap(true, Ordering::AcqRel) {
+                let _ = self.stopped_at.set(Instant::now());
+            }
+        }
+    }
+}
+
 pub fn connect(addr: SocketAddr) -> std::io::Result<mio::net::TcpStream> {
     let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_nodelay(true)?;
@@ -175,14 +191,7 @@ fn drive(
         }
         match window {
             Some(w) => {
-                let recorded = st.ops - since_publish;
-                if recorded >= 1000 {
-                    since_publish = st.ops;
-                    let total = sh.measured.fetch_add(recorded, Ordering::Relaxed) + recorded;
-                    if total >= sh.max_ops && !sh.stop.swap(true, Ordering::AcqRel) {
-                        let _ = sh.stopped_at.set(Instant::now());
-                    }
-                }
+                sh.publish(st.ops, &mut since_publish, 1000);
                 if Instant::now() >= w.end || sh.stop.load(Ordering::Acquire) {
                     return;
                 }
