@@ -5,6 +5,7 @@ mod common;
 
 use common::{Conn, Server};
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 const GENERAL_FIELDS: &[&str] = &[
     "pid",
@@ -98,6 +99,50 @@ fn general_stats_has_every_field() {
         assert!(m[f].contains('.'), "{f} is seconds.micros: {:?}", m[f]);
     }
     assert!(num(&m, "curr_connections") >= 1);
+}
+
+#[test]
+fn flush_all_empties_curr_items_promptly() {
+    // Flushed items are reclaimed lazily, but like memcached's (0 within
+    // 50 ms here) curr_items must not lag for the crawler's next sweep,
+    // which may be a minute away on an idle server.
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    for i in 0..5000 {
+        c.send(format!("set k{i} 0 0 4 noreply\r\nval{}\r\n", i % 10).as_bytes());
+    }
+    c.roundtrip(b"get k1\r\n", b"VALUE k1 0 4\r\nval1\r\nEND\r\n");
+    // Read 2,000 keys twice: active items sit in WARM, away from the LRU
+    // tails the maintainer reclaims from, so only the crawler frees them.
+    for _ in 0..2 {
+        for chunk in 0..20 {
+            let keys: Vec<String> = (chunk * 100..chunk * 100 + 100)
+                .map(|i| format!("k{}", i * 2))
+                .collect();
+            c.send(format!("get {}\r\n", keys.join(" ")).as_bytes());
+        }
+        let mut ends = 0;
+        while ends < 20 {
+            if c.read_line() == "END\r\n" {
+                ends += 1;
+            }
+        }
+    }
+    assert_eq!(c.stats("")["curr_items"], "5000");
+    std::thread::sleep(Duration::from_millis(500)); // let the LRU settle
+    c.roundtrip(b"flush_all\r\n", b"OK\r\n");
+    let start = Instant::now();
+    loop {
+        let n = c.stats("")["curr_items"].clone();
+        if n == "0" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "curr_items still {n} 1 s after flush_all"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

@@ -103,6 +103,9 @@ pub(crate) struct Inner {
     pub flush_cas: AtomicU64,
     /// The crawler thread, woken after a flush.
     pub crawler: std::sync::OnceLock<std::thread::Thread>,
+    /// When the last immediate `flush_all` happened (the crawler reclaims
+    /// its items a short grace period later).
+    pub flushed_at: Mutex<Option<std::time::Instant>>,
     pub get_expired: AtomicU64,
     pub get_flushed: AtomicU64,
     pub slabs_moved: AtomicU64,
@@ -216,6 +219,7 @@ impl Inner {
             flush_at: AtomicU32::new(0),
             flush_cas: AtomicU64::new(0),
             crawler: std::sync::OnceLock::new(),
+            flushed_at: Mutex::new(None),
             get_expired: AtomicU64::new(0),
             get_flushed: AtomicU64::new(0),
             slabs_moved: AtomicU64::new(0),
@@ -1665,10 +1669,15 @@ impl Inner {
             // Lazy, like memcached: everything stored so far is dead from
             // now on (counted as get_flushed when read); the crawler frees it.
             self.flush_cas.store(self.cas.load(Relaxed), Relaxed);
-            // The crawler frees the rest on its next sweep (not woken now:
-            // like memcached, a read right after the flush still finds the
-            // dead item and counts it in get_flushed).
+            // The crawler frees them shortly (memcached's curr_items drops
+            // within tens of ms), after a grace period: like memcached's, a
+            // read right after the flush still finds the dead item and
+            // counts it in get_flushed.
+            *self.flushed_at.lock() = Some(std::time::Instant::now());
             self.flush_pending.store(true, Relaxed);
+            if let Some(t) = self.crawler.get() {
+                t.unpark();
+            }
             return;
         }
         for stripe in 0..self.ht.nstripes() {

@@ -22,6 +22,8 @@ const AUTOMOVE_SUSTAIN: u32 = 5;
 const AUTOMOVE_EVERY: Duration = Duration::from_millis(100);
 const CRAWL_EVERY: Duration = Duration::from_secs(2);
 const CRAWL_MAX_INTERVAL: Duration = Duration::from_secs(60);
+/// How long after an immediate `flush_all` the crawler reclaims its items.
+const FLUSH_GRACE: Duration = Duration::from_millis(100);
 
 /// Reply to `slabs reassign`, worded as memcached words it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,6 +268,14 @@ pub(crate) fn crawler(inner: Arc<Inner>) {
     loop {
         if sleep_or_stop(&inner, every) {
             return;
+        }
+        // A flush wakes us early; reads right after it get FLUSH_GRACE to
+        // find (and count) the flushed items first.
+        let since_flush = inner.flushed_at.lock().map(|at| at.elapsed());
+        if let Some(age) = since_flush.filter(|&age| age < FLUSH_GRACE) {
+            if sleep_or_stop(&inner, FLUSH_GRACE - age) {
+                return;
+            }
         }
         let flushed = inner.flush_pending.swap(false, Relaxed);
         if !flushed && !inner.ttl_seen.swap(false, Relaxed) {
