@@ -7,24 +7,10 @@
 //! `MEMCRAB_TEST_SERVER=memcached`.
 mod common;
 
-use common::{Conn, Server};
+use common::{value_for, Conn, Server};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
-
-/// A value of `len` bytes that differs per key and per position, so a
-/// swapped, shifted or cut value shows.
-fn value_for(key: &str, len: usize) -> Vec<u8> {
-    let seed = key
-        .bytes()
-        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
-    let mut v: Vec<u8> = (0..len as u32)
-        .map(|i| b'a' + (seed.wrapping_add(i.wrapping_mul(2_654_435_761) >> 7) % 26) as u8)
-        .collect();
-    let tag = format!("<{key}>");
-    v[..tag.len()].copy_from_slice(tag.as_bytes());
-    v
-}
 
 fn set_req(req: &mut Vec<u8>, key: &str, v: &[u8]) {
     req.extend_from_slice(format!("set {key} 0 0 {}\r\n", v.len()).as_bytes());

@@ -5,23 +5,9 @@
 //! test here also passes with `MEMCRAB_TEST_SERVER=memcached`.
 mod common;
 
-use common::{Conn, Server};
+use common::{value_for, Conn, Server};
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// A value of `len` bytes that differs per key and per position, so a
-/// value that is swapped, shifted or cut shows.
-fn value_for(key: &str, len: usize) -> Vec<u8> {
-    let seed = key
-        .bytes()
-        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
-    let mut v: Vec<u8> = (0..len as u32)
-        .map(|i| b'a' + (seed.wrapping_add(i.wrapping_mul(2_654_435_761) >> 7) % 26) as u8)
-        .collect();
-    let tag = format!("<{key}>");
-    v[..tag.len()].copy_from_slice(tag.as_bytes());
-    v
-}
 
 fn set(c: &mut Conn, key: &str, value: &[u8]) {
     let mut req = format!("set {key} 0 0 {}\r\n", value.len()).into_bytes();
