@@ -42,6 +42,9 @@ pub struct Config {
     /// `-o worker_yield_us` (memcrab's own): a worker that has run this many
     /// microseconds without sleeping yields its CPU once; 0 = never.
     pub worker_yield_us: u64,
+    /// `-o batch_send` / `no_batch_send` (memcrab's own): a worker sends the
+    /// replies of one event-loop pass with one io_uring submission.
+    pub batch_send: bool,
     pub hot_lru_pct: u32,
     pub warm_lru_pct: u32,
     pub temporary_ttl: u32,
@@ -107,6 +110,7 @@ impl Default for Config {
             protocol: "auto".into(),
             idle_timeout: 0,
             worker_yield_us: 200,
+            batch_send: true,
             hot_lru_pct: 20,
             warm_lru_pct: 40,
             temporary_ttl: 61,
@@ -303,7 +307,7 @@ pub fn help_text() -> String {
 -N, --napi_ids=<num>      accepted; no effect
     --resp-port=<num>     Redis RESP adapter port (default: 0, off)
 -o, --extended            comma separated list of extended options
-   implemented: idle_timeout, worker_yield_us (memcrab's: see README), hot_lru_pct, warm_lru_pct, temporary_ttl,
+   implemented: idle_timeout, worker_yield_us and (no_)batch_send (memcrab's: see README), hot_lru_pct, warm_lru_pct, temporary_ttl,
    slab_chunk_max, hashpower, (no_)lru_crawler, (no_)lru_maintainer,
    (no_)slab_reassign, slab_automove, (no_)maxconns_fast, modern, no_modern.
    Every other memcached 1.6 option is accepted and logged as not supported.
@@ -628,6 +632,8 @@ fn apply_extended(c: &mut Config, opt: &str, chunk_changed: &mut bool) -> Result
     match name {
         "idle_timeout" => c.idle_timeout = numeric(name)?,
         "worker_yield_us" => c.worker_yield_us = numeric(name)?,
+        "batch_send" => c.batch_send = true,
+        "no_batch_send" => c.batch_send = false,
         "hot_lru_pct" => {
             let p = numeric(name)?;
             if !(1..80).contains(&p) {

@@ -195,6 +195,9 @@ pub enum Outcome {
     Yield,
     /// Close it now.
     Close,
+    /// Replies wait in the output buffer for the worker's batched send
+    /// ([`Connection::defer_flush`]); service again afterwards if `more`.
+    Flush,
 }
 
 pub struct Connection {
@@ -219,6 +222,11 @@ pub struct Connection {
     need_process: bool,
     /// Already on the worker's list of connections to revisit.
     pub pending: bool,
+    /// Leave replies for the worker to send in one batch with other
+    /// connections' (see `server::batch_send`) instead of writing them here.
+    pub defer_flush: bool,
+    /// Already on the worker's list for the batched send.
+    pub send_queued: bool,
 }
 
 impl Connection {
@@ -240,6 +248,39 @@ impl Connection {
             close_after_flush: false,
             need_process: false,
             pending: false,
+            defer_flush: false,
+            send_queued: false,
+        }
+    }
+
+    /// Unsent replies, for a batched send.
+    pub fn unsent(&self) -> &[u8] {
+        &self.wbuf[self.wpos..]
+    }
+
+    /// Whether the connection has more to do right away (after a batched
+    /// send): more input, unprocessed requests, or a close to finish.
+    pub fn has_more(&self) -> bool {
+        self.readable || self.need_process || self.close_after_flush || self.eof
+    }
+
+    /// Records a batched send's result: `Ok(n)` bytes sent, WouldBlock
+    /// (the writable event comes back), or an error (close).
+    pub fn sent(&mut self, ctx: &Ctx, res: io::Result<usize>) -> io::Result<()> {
+        match res {
+            Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                self.wpos += n;
+                ctx.stats.bytes_written.add(n as u64);
+                if self.wpos == self.wbuf.len() {
+                    self.wbuf.clear();
+                    self.wpos = 0;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -452,6 +493,12 @@ impl Connection {
             if self.need_process {
                 let request_limited;
                 (progress, request_limited) = self.process(ctx, lim, pool);
+                if self.defer_flush && self.out_pending() > 0 {
+                    if request_limited && !self.close_after_flush {
+                        ctx.stats.conn_yields.incr();
+                    }
+                    return Outcome::Flush; // `has_more` brings it back
+                }
                 if self.out_pending() > 0 && self.flush(ctx).is_err() {
                     return Outcome::Close;
                 }

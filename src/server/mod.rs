@@ -8,6 +8,7 @@
 //! dup of the socket, as memcached lays it out (see `udp`).
 
 mod acceptor;
+mod batch_send;
 mod connection;
 mod control;
 pub mod daemon;

@@ -4,6 +4,7 @@
 //! waiting for a new edge-triggered event. With `idle_timeout`, a sweep once
 //! a second closes connections idle for longer.
 
+use super::batch_send::BatchSender;
 use super::connection::{BufPool, Connection, Limits, Outcome, Sock};
 use super::control::{ConnInfo, ControlInner, Registry};
 use super::listener::Accepted;
@@ -40,6 +41,10 @@ pub struct Worker {
     free: Vec<usize>,
     pending: Vec<usize>,
     pool: BufPool,
+    sender: Option<BatchSender>,
+    /// Connections whose replies wait for this pass's batched send.
+    to_send: Vec<usize>,
+    results: Vec<(usize, std::io::Result<usize>)>,
 }
 
 impl Worker {
@@ -65,10 +70,16 @@ impl Worker {
             free: Vec::new(),
             pending: Vec::new(),
             pool: BufPool::default(),
+            sender: None,
+            to_send: Vec::new(),
+            results: Vec::new(),
         }
     }
 
     pub fn run(mut self) {
+        if self.shared.config.batch_send {
+            self.sender = BatchSender::new();
+        }
         let mut events = Events::with_capacity(1024);
         let idle_timeout = self.shared.config.idle_timeout;
         let yield_after = Duration::from_micros(self.shared.config.worker_yield_us);
@@ -137,6 +148,9 @@ impl Worker {
                     }
                 }
             }
+            if !self.to_send.is_empty() {
+                self.send_batch();
+            }
             if idle_timeout > 0 && last_sweep.elapsed() >= Duration::from_secs(1) {
                 last_sweep = Instant::now();
                 self.sweep_idle(idle_timeout);
@@ -178,6 +192,7 @@ impl Worker {
             };
             let info = Arc::new(ConnInfo::new(fd, nc.addr, nc.listen_addr));
             let mut conn = Connection::new(sock, info.clone());
+            conn.defer_flush = self.sender.is_some();
             if let Err(e) = self.poll.registry().register(
                 conn.sock.source(),
                 Token(idx + 1),
@@ -225,6 +240,63 @@ impl Worker {
                 }
             }
             Outcome::Close => self.close(idx),
+            Outcome::Flush => {
+                if !conn.send_queued {
+                    conn.send_queued = true;
+                    self.to_send.push(idx);
+                }
+            }
+        }
+    }
+
+    /// Sends the replies of this pass's connections in one batch, then
+    /// revisits those with more to do and pools idle ones' buffers.
+    fn send_batch(&mut self) {
+        let list = std::mem::take(&mut self.to_send);
+        let Some(sender) = self.sender.as_mut() else {
+            return;
+        };
+        for &idx in &list {
+            if let Some(Some(c)) = self.conns.get_mut(idx) {
+                c.send_queued = false;
+            }
+        }
+        {
+            let conns = &self.conns;
+            // A connection serviced twice in the pass is listed twice, and
+            // one that flushed by itself since has nothing left to send.
+            let mut sends: Vec<(usize, i32, &[u8])> = Vec::with_capacity(list.len());
+            for &idx in &list {
+                if let Some(Some(c)) = conns.get(idx) {
+                    if !c.unsent().is_empty() {
+                        sends.push((idx, c.info.fd, c.unsent()));
+                    }
+                }
+            }
+            let results = &mut self.results;
+            sender.send_all(&sends, |idx, r| results.push((idx, r)));
+        }
+        let ctx = Ctx {
+            shared: &self.shared,
+            stats: &self.stats,
+        };
+        let mut closing = Vec::new();
+        for (idx, res) in self.results.drain(..) {
+            if let Some(Some(c)) = self.conns.get_mut(idx) {
+                if c.sent(&ctx, res).is_err() {
+                    closing.push(idx);
+                } else if c.has_more() {
+                    if !c.pending {
+                        c.pending = true;
+                        self.pending.push(idx);
+                    }
+                } else {
+                    c.release_buffers(&mut self.pool);
+                }
+            }
+        }
+        for idx in closing {
+            self.close(idx);
         }
     }
 
