@@ -898,6 +898,9 @@ mod tests {
             0
         );
         assert!(refused(&["-o", "worker_yield_us=x"]).contains("worker_yield_us"));
+        assert!(c.batch_send, "default");
+        assert!(!run(&["-o", "no_batch_send"]).unwrap().batch_send);
+        assert!(run(&["-o", "no_batch_send,batch_send"]).unwrap().batch_send);
         assert_eq!(
             (c.hot_lru_pct, c.warm_lru_pct, c.temporary_ttl),
             (30, 30, 10)

@@ -9,6 +9,7 @@
 
 mod acceptor;
 mod batch_send;
+pub use batch_send::BatchSender;
 mod connection;
 mod control;
 pub mod daemon;

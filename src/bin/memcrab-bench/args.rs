@@ -95,6 +95,12 @@ pub struct Args {
     /// the connection.
     #[arg(long, value_enum)]
     pub bulk: Option<BulkOp>,
+    /// Send the requests of every connection served in one event-loop pass
+    /// with one io_uring submission (as memcrab's workers do) instead of one
+    /// `write` each: less generator CPU per request on shared cores. Falls
+    /// back to writes where io_uring is unavailable.
+    #[arg(long)]
+    pub batch_send: bool,
     /// Requests per batch in --bulk mode.
     #[arg(long, default_value_t = 128)]
     pub batch: usize,

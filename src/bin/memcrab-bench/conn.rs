@@ -44,6 +44,10 @@ pub struct Conn {
     scratch: Vec<u32>,
     rng: Rng,
     pub dead: bool,
+    /// On the event loop's list for its batched send.
+    pub send_queued: bool,
+    /// The peer's FIN was reported: read on to the EOF after short reads.
+    pub read_closed: bool,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -62,6 +66,8 @@ impl Conn {
             scratch: Vec::new(),
             rng: Rng::new(seed),
             dead: false,
+            read_closed: false,
+            send_queued: false,
         }
     }
 
@@ -136,6 +142,37 @@ impl Conn {
         self.wpos = 0;
     }
 
+    pub fn has_unsent(&self) -> bool {
+        self.wpos < self.wbuf.len()
+    }
+
+    pub fn unsent(&self) -> &[u8] {
+        &self.wbuf[self.wpos..]
+    }
+
+    pub fn fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.sock.as_raw_fd()
+    }
+
+    /// Applies a batched send's result (WouldBlock: the writable event
+    /// brings the rest out through `flush`).
+    pub fn sent(&mut self, st: &mut ThreadStats, res: std::io::Result<usize>) {
+        match res {
+            Ok(0) => self.fail(st, "write returned 0"),
+            Ok(n) => {
+                self.wpos += n;
+                if self.wpos == self.wbuf.len() {
+                    self.wbuf.clear();
+                    self.wpos = 0;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => self.fail(st, &format!("write: {e}")),
+        }
+    }
+
     fn fail(&mut self, st: &mut ThreadStats, why: &str) {
         if !self.dead {
             self.dead = true;
@@ -167,12 +204,21 @@ impl Conn {
                     self.rbuf.resize(n, 0);
                 }
             }
+            let room = self.rbuf.len() - self.rend;
             match self.sock.read(&mut self.rbuf[self.rend..]) {
                 Ok(0) => {
                     self.fail(st, "server closed the connection");
                     break;
                 }
-                Ok(n) => self.rend += n,
+                Ok(n) => {
+                    self.rend += n;
+                    // A short read drained the socket: the read after it
+                    // would only say EAGAIN (new data brings a new edge).
+                    // Skipping it halves the generator's reads at depth 1.
+                    if n < room && !self.read_closed {
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {

@@ -86,6 +86,7 @@ fn run(a: &Args) -> Result<bool, String> {
         picker,
         addr,
         depth: a.depth,
+        batch_send: a.batch_send,
         preload: a.preload || a.preload_only,
         preload_only: a.preload_only,
         preload_next: AtomicU64::new(0),

@@ -18,6 +18,7 @@ pub struct Shared {
     pub picker: KeyPicker,
     pub addr: SocketAddr,
     pub depth: usize,
+    pub batch_send: bool,
     pub preload: bool,
     pub preload_only: bool,
     pub preload_next: AtomicU64,
@@ -164,6 +165,13 @@ fn drive(
         c.fill(&sh.spec, src, depth);
         c.flush(st);
     }
+    let mut sender = if sh.batch_send {
+        memcrab::server::BatchSender::new()
+    } else {
+        None
+    };
+    let mut to_send: Vec<usize> = Vec::new();
+    let mut results: Vec<(usize, std::io::Result<usize>)> = Vec::new();
     let mut since_publish = 0u64;
     loop {
         if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(5))) {
@@ -179,6 +187,9 @@ fn drive(
             if c.dead {
                 continue;
             }
+            if ev.is_read_closed() || ev.is_error() {
+                c.read_closed = true;
+            }
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                 let done = c.on_readable(&sh.spec, st, window);
                 if done > 0 && !c.dead {
@@ -186,7 +197,31 @@ fn drive(
                 }
             }
             if !c.dead {
-                c.flush(st);
+                if sender.is_some() {
+                    if c.has_unsent() && !c.send_queued {
+                        c.send_queued = true;
+                        to_send.push(ev.token().0);
+                    }
+                } else {
+                    c.flush(st);
+                }
+            }
+        }
+        if let Some(sender) = sender.as_mut() {
+            if !to_send.is_empty() {
+                {
+                    let sends: Vec<(usize, i32, &[u8])> = to_send
+                        .iter()
+                        .map(|&i| (i, conns[i].fd(), conns[i].unsent()))
+                        .collect();
+                    sender.send_all(&sends, |i, r| results.push((i, r)));
+                }
+                for (i, r) in results.drain(..) {
+                    conns[i].sent(st, r);
+                }
+                for i in to_send.drain(..) {
+                    conns[i].send_queued = false;
+                }
             }
         }
         match window {

@@ -1,0 +1,203 @@
+//! Replies sent in batches (one io_uring submission per worker pass, the
+//! default) and one `send` at a time (`-o no_batch_send`, and the fallback
+//! where io_uring is unavailable) must put the same bytes on the wire: many
+//! connections at once, pipelines, replies far larger than the socket
+//! buffers (partial sends), `quit` after pipelined requests. The traffic
+//! tests also pass with `MEMCRAB_TEST_SERVER=memcached` (started without
+//! the `-o` option, which it would refuse).
+mod common;
+
+use common::{against_memcached, value_for, Conn, Server};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+const BATCHED: &[&str] = &["-t", "2"];
+
+fn one_by_one() -> &'static [&'static str] {
+    if against_memcached() {
+        BATCHED
+    } else {
+        &["-t", "2", "-o", "no_batch_send"]
+    }
+}
+
+fn set_req(req: &mut Vec<u8>, key: &str, v: &[u8]) {
+    req.extend_from_slice(format!("set {key} 0 0 {}\r\n", v.len()).as_bytes());
+    req.extend_from_slice(v);
+    req.extend_from_slice(b"\r\n");
+}
+
+fn value_reply(out: &mut Vec<u8>, key: &str, v: &[u8]) {
+    out.extend_from_slice(format!("VALUE {key} 0 {}\r\n", v.len()).as_bytes());
+    out.extend_from_slice(v);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// 24 clients at once, each pipelining a set and a two-key get per round:
+/// every client must get exactly its own replies, in order.
+fn many_clients(args: &[&str]) {
+    let srv = Server::start(args);
+    let clients: Vec<_> = (0..24)
+        .map(|t| {
+            let mut c = srv.connect();
+            std::thread::spawn(move || {
+                for i in 0..300usize {
+                    let key = format!("c{t}:{i}");
+                    let v = value_for(&key, 16 + (i * 37 + t) % 700);
+                    let mut req = Vec::new();
+                    set_req(&mut req, &key, &v);
+                    req.extend_from_slice(format!("get {key} c{t}:{}\r\n", i + 1).as_bytes());
+                    let mut want = b"STORED\r\n".to_vec();
+                    value_reply(&mut want, &key, &v);
+                    want.extend_from_slice(b"END\r\n");
+                    c.roundtrip(&req, &want);
+                }
+            })
+        })
+        .collect();
+    for h in clients {
+        h.join().expect("client thread");
+    }
+}
+
+#[test]
+fn many_clients_get_exactly_their_replies_batched() {
+    many_clients(BATCHED);
+}
+
+#[test]
+fn many_clients_get_exactly_their_replies_one_by_one() {
+    many_clients(one_by_one());
+}
+
+/// A 4 MB multi-get reply read only after a pause: the sends come back
+/// partial and would-block, and the rest must follow when the client reads.
+fn reply_larger_than_socket_buffers(args: &[&str]) {
+    let srv = Server::start(args);
+    let mut c = srv.connect();
+    let keys: Vec<String> = (0..2000).map(|i| format!("big:{i}")).collect();
+    let mut req = Vec::new();
+    let mut want = Vec::new();
+    for k in &keys {
+        set_req(&mut req, k, &value_for(k, 2048));
+    }
+    c.stream.write_all(&req).expect("write sets");
+    assert_eq!(
+        c.read_exact(8 * keys.len()),
+        b"STORED\r\n".repeat(keys.len())
+    );
+    let mut get = b"get".to_vec();
+    for k in &keys {
+        get.extend_from_slice(b" ");
+        get.extend_from_slice(k.as_bytes());
+        value_reply(&mut want, k, &value_for(k, 2048));
+    }
+    get.extend_from_slice(b"\r\n");
+    want.extend_from_slice(b"END\r\n");
+    c.stream.write_all(&get).expect("write get");
+    std::thread::sleep(Duration::from_millis(300));
+    let got = c.read_exact(want.len());
+    assert!(got == want, "multi-get reply differs");
+    // The connection is still in step afterwards.
+    c.roundtrip(b"get big:7 nosuch\r\n", &{
+        let mut w = Vec::new();
+        value_reply(&mut w, "big:7", &value_for("big:7", 2048));
+        w.extend_from_slice(b"END\r\n");
+        w
+    });
+}
+
+#[test]
+fn reply_larger_than_socket_buffers_batched() {
+    reply_larger_than_socket_buffers(BATCHED);
+}
+
+#[test]
+fn reply_larger_than_socket_buffers_one_by_one() {
+    reply_larger_than_socket_buffers(one_by_one());
+}
+
+/// `quit` after pipelined requests: their replies, then the close.
+fn pipeline_then_quit(args: &[&str]) {
+    let srv = Server::start(args);
+    let mut c = srv.connect();
+    c.send(b"set q 0 0 3\r\nabc\r\nget q\r\nincr nosuch 1\r\nquit\r\nget q\r\n");
+    let want = b"STORED\r\nVALUE q 0 3\r\nabc\r\nEND\r\nNOT_FOUND\r\n";
+    assert_eq!(c.read_exact(want.len()), want);
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut rest = Vec::new();
+    let _ = c.stream.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "nothing after quit: {rest:?}");
+}
+
+#[test]
+fn pipeline_then_quit_batched() {
+    pipeline_then_quit(BATCHED);
+}
+
+#[test]
+fn pipeline_then_quit_one_by_one() {
+    pipeline_then_quit(one_by_one());
+}
+
+/// io_uring instances the server process holds (one per worker that sends
+/// in batches).
+fn io_uring_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter(|l| l.to_string_lossy().contains("io_uring"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn served(srv: &Server) -> Conn {
+    let mut c = srv.connect();
+    c.send(b"version\r\n");
+    assert!(c.read_line().starts_with("VERSION "));
+    c
+}
+
+/// Ring count once it is stable: workers set theirs up as they start.
+fn settled_io_uring_fds(pid: u32, want: usize) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let n = io_uring_fds(pid);
+        if n == want || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn workers_batch_through_io_uring_unless_told_not_to() {
+    if against_memcached() {
+        return;
+    }
+    let available = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .map(|v| v.trim() == "0")
+        .unwrap_or(false);
+    let batched = Server::start(&["-t", "3"]);
+    let _c = served(&batched);
+    let one_by_one = Server::start(&["-t", "3", "-o", "no_batch_send"]);
+    let _d = served(&one_by_one);
+    assert_eq!(
+        io_uring_fds(one_by_one.pid()),
+        0,
+        "no_batch_send uses no ring"
+    );
+    if available {
+        assert_eq!(
+            settled_io_uring_fds(batched.pid(), 3),
+            3,
+            "one ring per worker"
+        );
+    } else {
+        eprintln!("io_uring disabled on this machine: only the fallback was checked");
+    }
+}
