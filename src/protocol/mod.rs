@@ -16,6 +16,7 @@ pub mod meta;
 pub mod nread;
 pub mod number;
 pub mod out;
+pub mod peek;
 pub mod scan;
 pub mod text;
 

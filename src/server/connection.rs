@@ -227,6 +227,8 @@ pub struct Connection {
     pub defer_flush: bool,
     /// Already on the worker's list for the batched send.
     pub send_queued: bool,
+    /// A read ahead of `drive` ([`Connection::read_ahead`]) failed: close.
+    read_failed: bool,
 }
 
 impl Connection {
@@ -250,6 +252,7 @@ impl Connection {
             pending: false,
             defer_flush: false,
             send_queued: false,
+            read_failed: false,
         }
     }
 
@@ -452,6 +455,28 @@ impl Connection {
         }
     }
 
+    /// The read `drive` would start with, done earlier so the worker can
+    /// read all its ready connections first and prefetch what their
+    /// requests will look up (see [`Connection::first_key`]).
+    pub fn read_ahead(&mut self, ctx: &Ctx, lim: &Limits, pool: &mut BufPool) {
+        if !self.readable || self.eof || self.close_after_flush || self.out_pending() > 0 {
+            return;
+        }
+        match self.read_some(ctx, lim, pool) {
+            Ok(n) if n > 0 => self.need_process = true,
+            Ok(_) => {}
+            Err(_) => self.read_failed = true,
+        }
+    }
+
+    /// The key of the first unprocessed request, if one is visible.
+    pub fn first_key(&self) -> Option<&[u8]> {
+        if self.rlen == 0 || self.session.in_data_block {
+            return None;
+        }
+        protocol::peek::first_key(&self.rbuf[..self.rlen])
+    }
+
     /// Services the connection, then hands idle buffers back to the pool.
     pub fn drive(&mut self, ctx: &Ctx, lim: &Limits, pool: &mut BufPool) -> Outcome {
         let out = self.drive_inner(ctx, lim, pool);
@@ -462,6 +487,9 @@ impl Connection {
     }
 
     fn drive_inner(&mut self, ctx: &Ctx, lim: &Limits, pool: &mut BufPool) -> Outcome {
+        if self.read_failed {
+            return Outcome::Close;
+        }
         let mut rounds = 0;
         loop {
             if self.out_pending() > 0 && self.flush(ctx).is_err() {

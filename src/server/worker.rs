@@ -45,6 +45,8 @@ pub struct Worker {
     /// Connections whose replies wait for this pass's batched send.
     to_send: Vec<usize>,
     results: Vec<(usize, std::io::Result<usize>)>,
+    /// Connections with an event in this pass, in event order.
+    ready: Vec<usize>,
 }
 
 impl Worker {
@@ -73,6 +75,7 @@ impl Worker {
             sender: None,
             to_send: Vec::new(),
             results: Vec::new(),
+            ready: Vec::new(),
         }
     }
 
@@ -134,11 +137,20 @@ impl Worker {
                             if ev.is_read_closed() || ev.is_error() {
                                 c.read_closed = true;
                             }
-                            self.service(idx);
+                            self.ready.push(idx);
                         }
                     }
                 }
             }
+            if self.ready.len() > 1 {
+                self.read_ahead_and_prefetch();
+            }
+            let ready = std::mem::take(&mut self.ready);
+            for &idx in &ready {
+                self.service(idx);
+            }
+            self.ready = ready;
+            self.ready.clear();
             if !self.pending.is_empty() {
                 let list = std::mem::take(&mut self.pending);
                 for idx in list {
@@ -244,6 +256,35 @@ impl Worker {
                 if !conn.send_queued {
                     conn.send_queued = true;
                     self.to_send.push(idx);
+                }
+            }
+        }
+    }
+
+    /// Reads every ready connection before serving any, and meanwhile
+    /// starts loading what their first requests will look up: the stripe
+    /// and bucket as each request arrives, then the bucket's first item.
+    /// The cache misses of a lookup (most of memcrab's own time per small
+    /// request) then overlap the other connections' reads instead of
+    /// stalling the request that needs them.
+    fn read_ahead_and_prefetch(&mut self) {
+        let ctx = Ctx {
+            shared: &self.shared,
+            stats: &self.stats,
+        };
+        let store = &self.shared.store;
+        for &idx in &self.ready {
+            if let Some(Some(c)) = self.conns.get_mut(idx) {
+                c.read_ahead(&ctx, &self.limits, &mut self.pool);
+                if let Some(key) = c.first_key() {
+                    store.prefetch(key, 0);
+                }
+            }
+        }
+        for &idx in &self.ready {
+            if let Some(Some(c)) = self.conns.get(idx) {
+                if let Some(key) = c.first_key() {
+                    store.prefetch(key, 1);
                 }
             }
         }

@@ -23,6 +23,18 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 const MAX_POWER: u32 = 32;
 
+/// A hint to load `p`'s cache line; never faults, whatever `p` is.
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint; it does not fault on any address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 pub struct HashTable {
     tables: Vec<AtomicPtr<AtomicU32>>,
     /// bits 0..6 power, bit 6 expanding, bits 7.. next old bucket to migrate.
@@ -132,6 +144,34 @@ impl HashTable {
         // SAFETY: table `p` was allocated with 2^p buckets before the state
         // naming it was published, and tables are freed only in Drop.
         unsafe { &*t.add(idx) }
+    }
+
+    /// Starts loading `hv`'s stripe lock and bucket into cache, touching
+    /// neither (a prefetch of a stale or freed address is harmless).
+    #[inline]
+    pub fn prefetch_bucket(&self, hv: u64) {
+        let st = self.state.load(Ordering::Relaxed);
+        let p = (st & 63) as u32;
+        let t = self.tables[p as usize].load(Ordering::Relaxed);
+        prefetch(std::ptr::addr_of!(self.stripes[self.stripe_of(hv)]) as *const u8);
+        if !t.is_null() {
+            prefetch(t.wrapping_add((hv & ((1u64 << p) - 1)) as usize) as *const u8);
+        }
+    }
+
+    /// Starts loading the header of the first item in `hv`'s bucket, where
+    /// a lookup will find its key (reading the bucket needs the stripe).
+    #[inline]
+    pub fn prefetch_first_item(&self, arena: &Arena, hv: u64) {
+        let r = {
+            let _g = self.lock(self.stripe_of(hv));
+            self.bucket(hv).load(Ordering::Relaxed)
+        };
+        if r != NIL {
+            let p = arena.ptr(r) as *const u8;
+            prefetch(p);
+            prefetch(p.wrapping_add(64));
+        }
     }
 
     /// Finds the item with `key`. Caller holds the stripe lock.

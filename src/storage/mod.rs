@@ -309,6 +309,20 @@ impl Store {
         &self.inner.cfg
     }
 
+    /// Starts bringing what a lookup of `key` reads into cache, in two
+    /// stages so that other work can run while each load is in flight:
+    /// stage 0 the stripe lock and bucket (pure prefetches), stage 1 the
+    /// first item of the bucket (reads the bucket under its stripe lock).
+    #[inline]
+    pub fn prefetch(&self, key: &[u8], stage: u8) {
+        let hv = hash::hash_key(key);
+        if stage == 0 {
+            self.inner.ht.prefetch_bucket(hv);
+        } else {
+            self.inner.ht.prefetch_first_item(&self.inner.arena, hv);
+        }
+    }
+
     /// Looks up `key`; on a hit calls `f` with the item pinned and returns its result.
     /// Changes `f` makes to `meta.exptime`, `meta.stale`, `meta.win_sent` are kept.
     pub fn get<R>(

@@ -1,10 +1,13 @@
-//! Replies sent in batches (one io_uring submission per worker pass, the
-//! default) and one `send` at a time (`-o no_batch_send`, and the fallback
-//! where io_uring is unavailable) must put the same bytes on the wire: many
-//! connections at once, pipelines, replies far larger than the socket
-//! buffers (partial sends), `quit` after pipelined requests. The traffic
-//! tests also pass with `MEMCRAB_TEST_SERVER=memcached` (started without
-//! the `-o` option, which it would refuse).
+//! What a worker does per pass over its ready connections, over real
+//! sockets: it reads them all first while prefetching what their requests
+//! look up, then serves them, then sends all replies in one batch (one
+//! io_uring submission; `-o no_batch_send` and the fallback where io_uring
+//! is unavailable send one at a time). Both send modes must put the same
+//! bytes on the wire: many connections at once, pipelines, replies far
+//! larger than the socket buffers (partial sends), `quit` after pipelined
+//! requests, lookups while the hash table grows. The traffic tests also
+//! pass with `MEMCRAB_TEST_SERVER=memcached` (started without the `-o`
+//! option, which it would refuse).
 mod common;
 
 use common::{against_memcached, value_for, Conn, Server};
@@ -199,5 +202,46 @@ fn workers_batch_through_io_uring_unless_told_not_to() {
         );
     } else {
         eprintln!("io_uring disabled on this machine: only the fallback was checked");
+    }
+}
+
+/// 8 clients pipelining sets and gets of fresh keys from a 4096-bucket
+/// table to 48,000 items: lookups (and their prefetches) run while the
+/// table doubles three times under them, and every value must come back.
+#[test]
+fn lookups_stay_exact_while_the_hash_table_grows() {
+    let srv = Server::start(&["-t", "2", "-o", "hashpower=12"]);
+    let clients: Vec<_> = (0..8)
+        .map(|t| {
+            let mut c = srv.connect();
+            std::thread::spawn(move || {
+                for round in 0..60usize {
+                    let keys: Vec<String> = (0..100).map(|i| format!("g{t}:{round}:{i}")).collect();
+                    let mut req = Vec::new();
+                    let mut want = Vec::new();
+                    for k in &keys {
+                        set_req(&mut req, k, &value_for(k, 24));
+                        want.extend_from_slice(b"STORED\r\n");
+                    }
+                    for k in &keys {
+                        req.extend_from_slice(format!("get {k}\r\n").as_bytes());
+                        value_reply(&mut want, k, &value_for(k, 24));
+                        want.extend_from_slice(b"END\r\n");
+                    }
+                    c.roundtrip(&req, &want);
+                }
+            })
+        })
+        .collect();
+    for h in clients {
+        h.join().expect("client thread");
+    }
+    let mut c = srv.connect();
+    let s = c.stats("");
+    // memcached grows its table in the background, later.
+    if !against_memcached() {
+        assert_eq!(s["curr_items"], "48000");
+        let power: u32 = s["hash_power_level"].parse().unwrap_or(0);
+        assert!(power > 12, "the table grew");
     }
 }
