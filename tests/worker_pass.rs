@@ -245,3 +245,39 @@ fn lookups_stay_exact_while_the_hash_table_grows() {
         assert!(power > 12, "the table grew");
     }
 }
+
+/// 8 clients at once setting and reading back 100 KB values (read ahead of
+/// serving, then into the item) and small ones pipelined behind them.
+#[test]
+fn large_values_from_many_clients_at_once() {
+    let srv = Server::start(&["-t", "2"]);
+    let clients: Vec<_> = (0..8)
+        .map(|t| {
+            let mut c = srv.connect();
+            std::thread::spawn(move || {
+                for i in 0..20usize {
+                    let big = format!("L{t}:{i}");
+                    let small = format!("s{t}:{i}");
+                    let bv = value_for(&big, 100 * 1024 + i);
+                    let sv = value_for(&small, 40);
+                    let mut req = Vec::new();
+                    set_req(&mut req, &big, &bv);
+                    set_req(&mut req, &small, &sv);
+                    req.extend_from_slice(format!("get {small} {big}\r\n").as_bytes());
+                    let mut want = b"STORED\r\nSTORED\r\n".to_vec();
+                    value_reply(&mut want, &small, &sv);
+                    value_reply(&mut want, &big, &bv);
+                    want.extend_from_slice(b"END\r\n");
+                    let mut w = c.stream.try_clone().expect("clone");
+                    let sender = std::thread::spawn(move || w.write_all(&req).expect("write"));
+                    let got = c.read_exact(want.len());
+                    sender.join().expect("sender");
+                    assert!(got == want, "client {t} round {i}: reply differs");
+                }
+            })
+        })
+        .collect();
+    for h in clients {
+        h.join().expect("client thread");
+    }
+}

@@ -229,6 +229,8 @@ pub struct Connection {
     pub send_queued: bool,
     /// A read ahead of `drive` ([`Connection::read_ahead`]) failed: close.
     read_failed: bool,
+    /// Input was read ahead of `drive`: process it before reading more.
+    read_ahead: bool,
 }
 
 impl Connection {
@@ -253,6 +255,7 @@ impl Connection {
             defer_flush: false,
             send_queued: false,
             read_failed: false,
+            read_ahead: false,
         }
     }
 
@@ -463,7 +466,10 @@ impl Connection {
             return;
         }
         match self.read_some(ctx, lim, pool) {
-            Ok(n) if n > 0 => self.need_process = true,
+            Ok(n) if n > 0 => {
+                self.need_process = true;
+                self.read_ahead = true;
+            }
             Ok(_) => {}
             Err(_) => self.read_failed = true,
         }
@@ -508,7 +514,11 @@ impl Connection {
                 return Outcome::Idle;
             }
             let mut got = 0;
-            if self.readable && !self.eof {
+            // Input read ahead is processed before reading more: a large
+            // data block must start (`protocol::nread`) before the rest of
+            // it is read, or the rest lands in the buffer instead of the item.
+            let read_ahead = std::mem::take(&mut self.read_ahead);
+            if self.readable && !self.eof && !read_ahead {
                 match self.read_some(ctx, lim, pool) {
                     Ok(n) => got = n,
                     Err(_) => return Outcome::Close,
@@ -538,7 +548,7 @@ impl Connection {
             // Going idle is safe only when nothing could be processed: after
             // output was written (and maybe fully flushed, so no writable
             // event will come) a held-back request must be retried here.
-            if got == 0 && !progress {
+            if got == 0 && !progress && !read_ahead {
                 if self.eof {
                     // Peer finished sending; answer what it sent, then close.
                     self.close_after_flush = true;
