@@ -281,3 +281,56 @@ fn large_values_from_many_clients_at_once() {
         h.join().expect("client thread");
     }
 }
+
+/// A client whose replies fill its socket and who never reads must not hold
+/// up the worker's other connections: a send that would block comes back
+/// at once (EAGAIN) rather than waiting in the batch. One worker, so both
+/// clients share it.
+fn stuck_reader_does_not_block_the_worker(args: &[&str]) {
+    let srv = Server::start(args);
+    let mut hog = srv.connect();
+    let keys: Vec<String> = (0..2000).map(|i| format!("h:{i}")).collect();
+    let mut req = Vec::new();
+    for k in &keys {
+        set_req(&mut req, k, &value_for(k, 2048));
+    }
+    hog.stream.write_all(&req).expect("write sets");
+    assert_eq!(
+        hog.read_exact(8 * keys.len()),
+        b"STORED\r\n".repeat(keys.len())
+    );
+    // 4 MB of replies the hog never reads, then more requests behind them.
+    let get = format!("get {}\r\n", keys.join(" "));
+    hog.stream.write_all(get.as_bytes()).expect("write get");
+    hog.stream
+        .write_all(&b"get h:1\r\n".repeat(200))
+        .expect("write more");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut other = srv.connect();
+    other
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    for _ in 0..20 {
+        let mut want = Vec::new();
+        value_reply(&mut want, "h:7", &value_for("h:7", 2048));
+        want.extend_from_slice(b"END\r\n");
+        other.roundtrip(b"get h:7\r\n", &want);
+    }
+    drop(hog);
+}
+
+#[test]
+fn stuck_reader_does_not_block_the_worker_batched() {
+    stuck_reader_does_not_block_the_worker(&["-t", "1"]);
+}
+
+#[test]
+fn stuck_reader_does_not_block_the_worker_one_by_one() {
+    let args: &[&str] = if against_memcached() {
+        &["-t", "1"]
+    } else {
+        &["-t", "1", "-o", "no_batch_send"]
+    };
+    stuck_reader_does_not_block_the_worker(args);
+}
