@@ -270,23 +270,39 @@ impl Connection {
         self.readable || self.need_process || self.close_after_flush || self.eof
     }
 
-    /// Records a batched send's result: `Ok(n)` bytes sent, WouldBlock
-    /// (the writable event comes back), or an error (close).
-    pub fn sent(&mut self, ctx: &Ctx, res: io::Result<usize>) -> io::Result<()> {
+    /// Records a batched send's result. `Ok(true)`: output is left that no
+    /// writable event will announce (EINTR), so revisit the connection;
+    /// `Ok(false)`: all sent, or the socket is full and its writable event
+    /// comes back; an error closes the connection.
+    pub fn sent(&mut self, ctx: &Ctx, res: io::Result<usize>) -> io::Result<bool> {
+        let revisit = match self.settle_write(ctx, res) {
+            None => true,
+            Some(r) => {
+                r?;
+                false
+            }
+        };
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+        Ok(revisit)
+    }
+
+    /// What a write's result means: `None` to retry (EINTR), `Ok(true)`
+    /// when bytes went out (counted, and `wpos` advanced), `Ok(false)` when
+    /// the socket is full, an error (a zero-byte write is one) to close.
+    fn settle_write(&mut self, ctx: &Ctx, res: io::Result<usize>) -> Option<io::Result<bool>> {
         match res {
-            Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+            Ok(0) => Some(Err(io::ErrorKind::WriteZero.into())),
             Ok(n) => {
                 self.wpos += n;
                 ctx.stats.bytes_written.add(n as u64);
-                if self.wpos == self.wbuf.len() {
-                    self.wbuf.clear();
-                    self.wpos = 0;
-                }
-                Ok(())
+                Some(Ok(true))
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-            Err(e) => Err(e),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(Ok(false)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            Err(e) => Some(Err(e)),
         }
     }
 
@@ -297,15 +313,11 @@ impl Connection {
     /// Writes pending output until done or the socket would block.
     fn flush(&mut self, ctx: &Ctx) -> io::Result<()> {
         while self.wpos < self.wbuf.len() {
-            match self.sock.write(&self.wbuf[self.wpos..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.wpos += n;
-                    ctx.stats.bytes_written.add(n as u64);
+            let res = self.sock.write(&self.wbuf[self.wpos..]);
+            if let Some(wrote) = self.settle_write(ctx, res) {
+                if !wrote? {
+                    return Ok(()); // the writable event brings us back
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
             }
         }
         self.wbuf.clear();
@@ -331,28 +343,42 @@ impl Connection {
         }
         loop {
             let room = self.rbuf.len() - self.rlen;
-            match self.sock.read(&mut self.rbuf[self.rlen..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(0);
-                }
-                Ok(n) => {
-                    // A short read drained the socket: skip the read that
-                    // would only say EAGAIN; new data brings a new edge.
-                    if n < room && !self.read_closed {
-                        self.readable = false;
-                    }
+            let res = self.sock.read(&mut self.rbuf[self.rlen..]);
+            match self.settle_read(res, room) {
+                None => continue,
+                Some(Ok(n)) if n > 0 => {
                     self.rlen += n;
                     ctx.stats.bytes_read.add(n as u64);
                     return Ok(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readable = false;
-                    return Ok(0);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Some(done) => return done,
             }
+        }
+    }
+
+    /// What a read's result means for the connection: `None` to retry
+    /// (EINTR); end of input sets `eof` and WouldBlock clears `readable`
+    /// (both `Ok(0)`); a short read (fewer than `room` bytes) drained the
+    /// socket, so `readable` is cleared too: the read after it would only
+    /// say EAGAIN, and new data brings a new edge.
+    fn settle_read(&mut self, res: io::Result<usize>, room: usize) -> Option<io::Result<usize>> {
+        match res {
+            Ok(0) => {
+                self.eof = true;
+                Some(Ok(0))
+            }
+            Ok(n) => {
+                if n < room && !self.read_closed {
+                    self.readable = false;
+                }
+                Some(Ok(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.readable = false;
+                Some(Ok(0))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            Err(e) => Some(Err(e)),
         }
     }
 
@@ -370,15 +396,9 @@ impl Connection {
                 }
                 None => return Ok(0),
             };
-            match res {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(0);
-                }
-                Ok(n) => {
-                    if n < room && !self.read_closed {
-                        self.readable = false;
-                    }
+            match self.settle_read(res, room) {
+                None => continue,
+                Some(Ok(n)) if n > 0 => {
                     self.info.touch(crate::clock::now());
                     let into_item = n.min(want);
                     self.session.nread_advance(into_item);
@@ -386,12 +406,7 @@ impl Connection {
                     ctx.stats.bytes_read.add(n as u64);
                     return Ok(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readable = false;
-                    return Ok(0);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Some(done) => return done,
             }
         }
     }

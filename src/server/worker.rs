@@ -324,9 +324,14 @@ impl Worker {
         let mut closing = Vec::new();
         for (idx, res) in self.results.drain(..) {
             if let Some(Some(c)) = self.conns.get_mut(idx) {
-                if c.sent(&ctx, res).is_err() {
-                    closing.push(idx);
-                } else if c.has_more() {
+                let revisit = match c.sent(&ctx, res) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        closing.push(idx);
+                        continue;
+                    }
+                };
+                if revisit || c.has_more() {
                     if !c.pending {
                         c.pending = true;
                         self.pending.push(idx);
