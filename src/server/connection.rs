@@ -2,9 +2,11 @@
 //! (both reused across requests), and the loop that moves bytes between the
 //! socket and `protocol::process`.
 //!
-//! Per wakeup: read what the socket has (one `read` per round), hand every
-//! unprocessed byte to the protocol, drop what it consumed, write the
-//! replies with one `write`. Memory is bounded: the read buffer never grows
+//! Per wakeup: read what the socket has (one `read` per round; the worker
+//! may have done the first one ahead, see `read_ahead`), hand every
+//! unprocessed byte to the protocol, drop what it consumed, and leave the
+//! replies for the worker's batched send (`Outcome::Flush`), or write them
+//! with one `write` when batching is off. Memory is bounded: the read buffer never grows
 //! past `rcap` (an item plus its command line), and once more than
 //! `out_limit` bytes of replies wait for the client we stop reading until
 //! they drain, so a client that pipelines without reading cannot grow us.

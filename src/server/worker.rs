@@ -1,5 +1,8 @@
 //! A worker thread: one mio event loop owning a set of connections. New
 //! sockets arrive from the acceptor over a channel, announced by a waker.
+//! A pass over the ready connections reads them all (prefetching what their
+//! first requests will look up), serves them, then sends all their replies
+//! in one batch (`batch_send`).
 //! Connections that yielded (`-R`) or still hold work are revisited without
 //! waiting for a new edge-triggered event. With `idle_timeout`, a sweep once
 //! a second closes connections idle for longer.
