@@ -334,3 +334,43 @@ fn stuck_reader_does_not_block_the_worker_one_by_one() {
     };
     stuck_reader_does_not_block_the_worker(args);
 }
+
+/// Once its reply has gone out in the batch, an idle connection no longer
+/// shows as parsing a command in `stats conns` (memcrab: conn_waiting,
+/// memcached 1.6: conn_read).
+#[test]
+fn idle_connection_after_a_batched_reply_is_not_shown_parsing() {
+    let srv = Server::start(&["-t", "1"]);
+    let mut idle = srv.connect();
+    idle.roundtrip(b"set st 0 0 1\r\nx\r\n", b"STORED\r\n");
+    let port = idle
+        .stream
+        .local_addr()
+        .expect("local addr")
+        .port()
+        .to_string();
+    let mut c = srv.connect();
+    std::thread::sleep(Duration::from_millis(50));
+    c.send(b"stats conns\r\n");
+    let mut lines = Vec::new();
+    loop {
+        let l = c.read_line();
+        if l == "END\r\n" {
+            break;
+        }
+        lines.push(l);
+    }
+    // "STAT <fd>:addr tcp:127.0.0.1:<port>" names the fd; its state line follows.
+    let fd = lines
+        .iter()
+        .find(|l| l.contains(":addr ") && l.trim_end().ends_with(&format!(":{port}")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|f| f.split(':').next())
+        .expect("the idle connection is listed")
+        .to_string();
+    let state = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("STAT {fd}:state ")))
+        .expect("its state is listed");
+    assert!(!state.contains("conn_parse_cmd"), "idle shows {state}");
+}

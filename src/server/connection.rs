@@ -272,6 +272,21 @@ impl Connection {
         self.readable || self.need_process || self.close_after_flush || self.eof
     }
 
+    /// The state `stats conns` shows while the connection waits for an
+    /// event: for output to drain, for the rest of a data block or a
+    /// request line, or for a new request.
+    pub fn show_idle_state(&self) {
+        self.info.set_state(if self.out_pending() > 0 {
+            ConnState::Mwrite
+        } else if self.session.in_data_block {
+            ConnState::Nread
+        } else if self.rlen > 0 {
+            ConnState::Read
+        } else {
+            ConnState::Waiting
+        });
+    }
+
     /// Records a batched send's result. `Ok(true)`: output is left that no
     /// writable event will announce (EINTR), so revisit the connection;
     /// `Ok(false)`: all sent, or the socket is full and its writable event
@@ -579,15 +594,7 @@ impl Connection {
                     );
                     return Outcome::Close;
                 }
-                self.info.set_state(if self.out_pending() > 0 {
-                    ConnState::Mwrite
-                } else if self.session.in_data_block {
-                    ConnState::Nread
-                } else if self.rlen > 0 {
-                    ConnState::Read
-                } else {
-                    ConnState::Waiting
-                });
+                self.show_idle_state();
                 return Outcome::Idle;
             }
             // Backstop for clients whose requests trickle in one read at a time.

@@ -340,6 +340,7 @@ impl Worker {
                         self.pending.push(idx);
                     }
                 } else {
+                    c.show_idle_state();
                     c.release_buffers(&mut self.pool);
                 }
             }
