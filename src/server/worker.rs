@@ -50,6 +50,8 @@ pub struct Worker {
     results: Vec<(usize, std::io::Result<usize>)>,
     /// Connections with an event in this pass, in event order.
     ready: Vec<usize>,
+    /// Keys of this pass's first requests whose buckets are being loaded.
+    prefetched: Vec<crate::storage::Prefetch>,
 }
 
 impl Worker {
@@ -79,6 +81,7 @@ impl Worker {
             to_send: Vec::new(),
             results: Vec::new(),
             ready: Vec::new(),
+            prefetched: Vec::new(),
         }
     }
 
@@ -276,21 +279,19 @@ impl Worker {
             stats: &self.stats,
         };
         let store = &self.shared.store;
+        let mut staged = std::mem::take(&mut self.prefetched);
         for &idx in &self.ready {
             if let Some(Some(c)) = self.conns.get_mut(idx) {
                 c.read_ahead(&ctx, &self.limits, &mut self.pool);
                 if let Some(key) = c.first_key() {
-                    store.prefetch(key, 0);
+                    staged.push(store.prefetch_bucket(key));
                 }
             }
         }
-        for &idx in &self.ready {
-            if let Some(Some(c)) = self.conns.get(idx) {
-                if let Some(key) = c.first_key() {
-                    store.prefetch(key, 1);
-                }
-            }
+        for p in staged.drain(..) {
+            store.prefetch_item(p);
         }
+        self.prefetched = staged;
     }
 
     /// Sends the replies of this pass's connections in one batch, then

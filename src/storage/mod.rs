@@ -276,6 +276,10 @@ pub struct StoreStats {
 
 /// The slab-allocated, segmented-LRU store (see `engine.rs` for the design
 /// and its locking rules). Background threads stop when it is dropped.
+/// A key's place in the hash table, from [`Store::prefetch_bucket`].
+#[derive(Clone, Copy, Debug)]
+pub struct Prefetch(u64);
+
 pub struct Store {
     inner: Arc<engine::Inner>,
     threads: Vec<JoinHandle<()>>,
@@ -311,16 +315,20 @@ impl Store {
 
     /// Starts bringing what a lookup of `key` reads into cache, in two
     /// stages so that other work can run while each load is in flight:
-    /// stage 0 the stripe lock and bucket (pure prefetches), stage 1 the
-    /// first item of the bucket (reads the bucket under its stripe lock).
+    /// this one the stripe lock and bucket (pure prefetches);
+    /// [`Store::prefetch_item`] with the token the bucket's first item.
     #[inline]
-    pub fn prefetch(&self, key: &[u8], stage: u8) {
+    pub fn prefetch_bucket(&self, key: &[u8]) -> Prefetch {
         let hv = hash::hash_key(key);
-        if stage == 0 {
-            self.inner.ht.prefetch_bucket(hv);
-        } else {
-            self.inner.ht.prefetch_first_item(&self.inner.arena, hv);
-        }
+        self.inner.ht.prefetch_bucket(hv);
+        Prefetch(hv)
+    }
+
+    /// The second stage: reads the bucket (under its stripe lock) and
+    /// prefetches the header of its first item.
+    #[inline]
+    pub fn prefetch_item(&self, p: Prefetch) {
+        self.inner.ht.prefetch_first_item(&self.inner.arena, p.0);
     }
 
     /// Looks up `key`; on a hit calls `f` with the item pinned and returns its result.
