@@ -351,26 +351,13 @@ fn idle_connection_after_a_batched_reply_is_not_shown_parsing() {
         .to_string();
     let mut c = srv.connect();
     std::thread::sleep(Duration::from_millis(50));
-    c.send(b"stats conns\r\n");
-    let mut lines = Vec::new();
-    loop {
-        let l = c.read_line();
-        if l == "END\r\n" {
-            break;
-        }
-        lines.push(l);
-    }
-    // "STAT <fd>:addr tcp:127.0.0.1:<port>" names the fd; its state line follows.
-    let fd = lines
+    let conns = c.stats("conns");
+    // "<fd>:addr" names the idle connection by its port; "<fd>:state" follows.
+    let fd = conns
         .iter()
-        .find(|l| l.contains(":addr ") && l.trim_end().ends_with(&format!(":{port}")))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|f| f.split(':').next())
-        .expect("the idle connection is listed")
-        .to_string();
-    let state = lines
-        .iter()
-        .find(|l| l.starts_with(&format!("STAT {fd}:state ")))
-        .expect("its state is listed");
+        .find(|(k, v)| k.ends_with(":addr") && v.ends_with(&format!(":{port}")))
+        .and_then(|(k, _)| k.split(':').next())
+        .expect("the idle connection is listed");
+    let state = &conns[&format!("{fd}:state")];
     assert!(!state.contains("conn_parse_cmd"), "idle shows {state}");
 }
