@@ -282,6 +282,46 @@ fn stats_reset_zeroes_counters_but_not_items() {
     assert_eq!(num(&c.stats(""), "get_hits"), 1);
 }
 
+/// `stats reset` zeroes the per-class rows of `stats items` too (memcached's
+/// `item_stats_reset`), and afterwards the general `evictions` and the
+/// classes' `evicted` rows count the same evictions again.
+#[test]
+fn stats_reset_zeroes_per_class_item_counters() {
+    let s = Server::start(&["-m", "2"]);
+    let mut c = s.connect();
+    let fill = |c: &mut Conn, from: usize| {
+        let v = vec![b'x'; 1000];
+        for chunk in (from..from + 3000).collect::<Vec<_>>().chunks(100) {
+            let mut req = Vec::new();
+            for i in chunk {
+                req.extend_from_slice(format!("set k{i} 0 0 1000\r\n").as_bytes());
+                req.extend_from_slice(&v);
+                req.extend_from_slice(b"\r\n");
+            }
+            c.send(&req);
+            for _ in chunk {
+                assert_eq!(c.read_line(), "STORED\r\n");
+            }
+        }
+    };
+    let evicted_rows = |c: &mut Conn| -> u64 {
+        c.stats("items")
+            .iter()
+            .filter(|(k, _)| k.ends_with(":evicted"))
+            .map(|(_, v)| v.parse::<u64>().unwrap_or(0))
+            .sum()
+    };
+    fill(&mut c, 0);
+    assert!(evicted_rows(&mut c) > 0, "2 MB cannot hold 3 MB of values");
+    c.roundtrip(b"stats reset\r\n", b"RESET\r\n");
+    assert_eq!(evicted_rows(&mut c), 0, "stats items evicted after reset");
+    assert_eq!(num(&c.stats(""), "evictions"), 0);
+    fill(&mut c, 3000);
+    let rows = evicted_rows(&mut c);
+    assert!(rows > 0, "evictions counted again");
+    assert_eq!(num(&c.stats(""), "evictions"), rows, "general = sum of classes");
+}
+
 #[test]
 fn stats_settings_reports_the_flags() {
     let s = Server::start(&[

@@ -105,6 +105,8 @@ pub fn stats_reset(ctx: &Ctx) {
     let s = &ctx.shared.server_stats;
     s.total_connections.store(0, Ordering::Relaxed);
     s.rejected_connections.store(0, Ordering::Relaxed);
+    // Class counters first: the baseline then sees their sums at zero.
+    ctx.shared.store.reset_class_counters();
     *s.store_base.lock() = ctx.shared.store.stats();
     s.detail.clear();
 }

@@ -369,6 +369,18 @@ impl Store {
         report::stats(&self.inner)
     }
 
+    /// `stats reset`'s part in the store: zeroes every class's counters
+    /// (the `stats items` rows: evicted, reclaimed, moves ...), as
+    /// memcached's `item_stats_reset` does. Item and page counts stay.
+    pub fn reset_class_counters(&self) {
+        for cls in 1..self.inner.classes.len() {
+            let mut cs = self.inner.lock_class(cls);
+            cs.c = slab::ClassCounters::default();
+            // automove measures evictions since its last look from here
+            cs.evictions_seen = 0;
+        }
+    }
+
     /// `stats slabs`, `stats items`, `stats sizes`: (name, value) rows, or None for unknown groups.
     pub fn stats_group(&self, group: &str) -> Option<Vec<(String, String)>> {
         report::group(&self.inner, group)
