@@ -319,7 +319,11 @@ fn stats_reset_zeroes_per_class_item_counters() {
     fill(&mut c, 3000);
     let rows = evicted_rows(&mut c);
     assert!(rows > 0, "evictions counted again");
-    assert_eq!(num(&c.stats(""), "evictions"), rows, "general = sum of classes");
+    assert_eq!(
+        num(&c.stats(""), "evictions"),
+        rows,
+        "general = sum of classes"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! A cheap look at the key of the first request in a buffer, so a worker
 //! can start loading its hash bucket and item into cache (see
-//! `Store::prefetch`) while it reads other connections' requests. Only a
+//! `Store::prefetch_bucket`) while it reads other connections' requests. Only a
 //! hint: a wrong guess costs a wasted prefetch, never a wrong answer.
 
 use memchr::memchr2;

@@ -58,21 +58,27 @@ impl BatchSender {
         mut done: impl FnMut(usize, io::Result<usize>),
     ) {
         for chunk in sends.chunks(RING as usize) {
+            let mut left = 0;
             {
                 let mut sq = self.ring.submission();
-                for (pos, (_, fd, data)) in chunk.iter().enumerate() {
+                for (pos, (id, fd, data)) in chunk.iter().enumerate() {
                     let len = data.len().min(u32::MAX as usize) as u32;
                     let sqe = opcode::Send::new(types::Fd(*fd), data.as_ptr(), len)
                         .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
                         .build()
                         .user_data(pos as u64);
                     // SAFETY: `data` stays valid until its completion is
-                    // reaped below; the queue was drained by the last call
-                    // and a chunk fits it, so the push cannot fail.
-                    let _ = unsafe { sq.push(&sqe) };
+                    // reaped below.
+                    if unsafe { sq.push(&sqe) }.is_ok() {
+                        left += 1;
+                    } else {
+                        // Cannot happen (the last call drained the queue and
+                        // a chunk fits it); if it did, the caller retries
+                        // this one itself, as after EINTR.
+                        done(*id, Err(io::ErrorKind::Interrupted.into()));
+                    }
                 }
             }
-            let mut left = chunk.len();
             let mut failures = 0;
             while left > 0 {
                 if let Err(e) = self.ring.submit_and_wait(left) {

@@ -6,8 +6,8 @@
 //! may have done the first one ahead, see `read_ahead`), hand every
 //! unprocessed byte to the protocol, drop what it consumed, and leave the
 //! replies for the worker's batched send (`Outcome::Flush`), or write them
-//! with one `write` when batching is off. Memory is bounded: the read buffer never grows
-//! past `rcap` (an item plus its command line), and once more than
+//! with one `write` when batching is off. Memory is bounded: the read
+//! buffer never grows past `rcap` (an item plus its command line), and once more than
 //! `out_limit` bytes of replies wait for the client we stop reading until
 //! they drain, so a client that pipelines without reading cannot grow us.
 //! After `-R` requests in one turn the connection yields (`conn_yields`)
@@ -198,7 +198,8 @@ pub enum Outcome {
     /// Close it now.
     Close,
     /// Replies wait in the output buffer for the worker's batched send
-    /// ([`Connection::defer_flush`]); service again afterwards if `more`.
+    /// ([`Connection::defer_flush`]), which revisits the connection
+    /// afterwards if it has more to do ([`Connection::has_more`]).
     Flush,
 }
 

@@ -308,8 +308,8 @@ impl Worker {
         }
         {
             let conns = &self.conns;
-            // A connection serviced twice in the pass is listed twice, and
-            // one that flushed by itself since has nothing left to send.
+            // One serviced again later in the pass may have flushed its
+            // replies itself; it has nothing left to send.
             let mut sends: Vec<(usize, i32, &[u8])> = Vec::with_capacity(list.len());
             for &idx in &list {
                 if let Some(Some(c)) = conns.get(idx) {
