@@ -35,6 +35,20 @@ fn prefetch(p: *const u8) {
     let _ = p;
 }
 
+/// Like [`prefetch`], but asks for the line in a writable state (PREFETCHW),
+/// for a lock word about to be taken: a shared copy would need a second
+/// trip to become exclusive for the lock's atomic.
+#[inline(always)]
+fn prefetch_for_write(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHW is a hint that never faults (a NOP on CPUs without it).
+    unsafe {
+        std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 pub struct HashTable {
     tables: Vec<AtomicPtr<AtomicU32>>,
     /// bits 0..6 power, bit 6 expanding, bits 7.. next old bucket to migrate.
@@ -153,7 +167,7 @@ impl HashTable {
         let st = self.state.load(Ordering::Relaxed);
         let p = (st & 63) as u32;
         let t = self.tables[p as usize].load(Ordering::Relaxed);
-        prefetch(std::ptr::addr_of!(self.stripes[self.stripe_of(hv)]) as *const u8);
+        prefetch_for_write(std::ptr::addr_of!(self.stripes[self.stripe_of(hv)]) as *const u8);
         if !t.is_null() {
             prefetch(t.wrapping_add((hv & ((1u64 << p) - 1)) as usize) as *const u8);
         }
