@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{against_memcached, Conn, Server};
+use common::{against_memcached, set_many, Conn, Server};
 use std::time::Duration;
 
 fn set(c: &mut Conn, key: &str, value: &[u8], exptime: i64) {
@@ -14,24 +14,6 @@ fn set(c: &mut Conn, key: &str, value: &[u8], exptime: i64) {
     req.extend_from_slice(value);
     req.extend_from_slice(b"\r\n");
     c.roundtrip(&req, b"STORED\r\n");
-}
-
-/// Pipelined sets of `n` keys `{prefix}{i}` with values of `size` bytes.
-fn set_many(c: &mut Conn, prefix: &str, range: std::ops::Range<usize>, size: usize) {
-    let value = vec![b'v'; size];
-    let ids: Vec<usize> = range.collect();
-    for chunk in ids.chunks(100) {
-        let mut req = Vec::new();
-        for i in chunk {
-            req.extend_from_slice(format!("set {prefix}{i} 0 0 {size}\r\n").as_bytes());
-            req.extend_from_slice(&value);
-            req.extend_from_slice(b"\r\n");
-        }
-        c.send(&req);
-        for _ in chunk {
-            assert_eq!(c.read_line(), "STORED\r\n");
-        }
-    }
 }
 
 /// How many of the keys hit, by multi-get.

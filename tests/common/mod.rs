@@ -327,3 +327,22 @@ pub fn value_for(key: &str, len: usize) -> Vec<u8> {
     v[..tag.len()].copy_from_slice(tag.as_bytes());
     v
 }
+
+/// Pipelined sets of the keys `{prefix}{i}` for `i` in `range`, values of
+/// `size` bytes, each answered STORED.
+pub fn set_many(c: &mut Conn, prefix: &str, range: std::ops::Range<usize>, size: usize) {
+    let value = vec![b'v'; size];
+    let ids: Vec<usize> = range.collect();
+    for chunk in ids.chunks(100) {
+        let mut req = Vec::new();
+        for i in chunk {
+            req.extend_from_slice(format!("set {prefix}{i} 0 0 {size}\r\n").as_bytes());
+            req.extend_from_slice(&value);
+            req.extend_from_slice(b"\r\n");
+        }
+        c.send(&req);
+        for _ in chunk {
+            assert_eq!(c.read_line(), "STORED\r\n");
+        }
+    }
+}
