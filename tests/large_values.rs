@@ -224,30 +224,50 @@ fn long_key_after_large_values_is_one_error() {
     c.roundtrip(b"get big\r\n", &want);
 }
 
+/// `stats` once: `bytes_written` (sampled before this reply is written)
+/// and the length of the reply itself.
+fn bytes_written_sample(c: &mut Conn) -> (u64, u64) {
+    c.send(b"stats\r\n");
+    let (mut value, mut len) = (None, 0u64);
+    loop {
+        let l = c.read_line();
+        len += l.len() as u64;
+        if let Some(v) = l.strip_prefix("STAT bytes_written ") {
+            value = v.trim().parse().ok();
+        }
+        if l == "END\r\n" {
+            return (value.expect("bytes_written"), len);
+        }
+    }
+}
+
 /// `bytes_written` counts what the client receives, also for values sent
-/// straight from the item.
+/// straight from the item. A worker counts bytes just after the kernel took
+/// them, so a client may read them a moment before the count moves (the
+/// start-up probe's reply, our own replies): samples are taken until the
+/// count has caught up, never loosening the exact total.
 #[test]
 fn bytes_written_counts_directly_sent_values() {
     let s = Server::start(&["-m", "64"]);
     let mut c = s.connect();
     let big = value_for("big", 300 * 1024);
     set(&mut c, "big", &big);
-    // The first `stats` reply is written after its own sample was taken.
-    c.send(b"stats\r\n");
-    let mut first = Vec::new();
-    let before: u64 = loop {
-        let l = c.read_line();
-        first.extend_from_slice(l.as_bytes());
-        if let Some(v) = l.strip_prefix("STAT bytes_written ") {
-            break v.trim().parse().expect("n");
-        }
-    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    // A baseline after which nothing but our own replies is counted: two
+    // samples apart by exactly the first one's reply.
+    let (mut before, mut first) = bytes_written_sample(&mut c);
     loop {
-        let l = c.read_line();
-        first.extend_from_slice(l.as_bytes());
-        if l == "END\r\n" {
+        std::thread::sleep(Duration::from_millis(10));
+        let (v, len) = bytes_written_sample(&mut c);
+        let settled = v == before + first;
+        (before, first) = (v, len);
+        if settled {
             break;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bytes_written never settled"
+        );
     }
     let mut want = Vec::new();
     for _ in 0..5 {
@@ -255,8 +275,21 @@ fn bytes_written_counts_directly_sent_values() {
         want.extend_from_slice(b"END\r\n");
     }
     c.roundtrip(&b"get big\r\n".repeat(5), &want);
-    let after = stat(&mut c, "", "bytes_written");
-    assert_eq!(after - before, (first.len() + want.len()) as u64);
+    // Exactly the baseline's reply, the five values, and every stats reply
+    // sent since.
+    let mut expect = before + first + want.len() as u64;
+    loop {
+        let (v, len) = bytes_written_sample(&mut c);
+        if v == expect {
+            break;
+        }
+        assert!(
+            v < expect && std::time::Instant::now() < deadline,
+            "bytes_written {v}, expected {expect}"
+        );
+        expect += len;
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Writers store whole values of one byte each; readers on other
