@@ -7,28 +7,15 @@
 //! `MEMCRAB_TEST_SERVER=memcached`.
 mod common;
 
-use common::{value_for, Conn, Server};
+use common::{set_req, value_for, value_reply, Conn, Server};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
-
-fn set_req(req: &mut Vec<u8>, key: &str, v: &[u8]) {
-    req.extend_from_slice(format!("set {key} 0 0 {}\r\n", v.len()).as_bytes());
-    req.extend_from_slice(v);
-    req.extend_from_slice(b"\r\n");
-}
 
 fn set(c: &mut Conn, key: &str, v: &[u8]) {
     let mut req = Vec::new();
     set_req(&mut req, key, v);
     c.roundtrip(&req, b"STORED\r\n");
-}
-
-fn value_reply(key: &str, v: &[u8]) -> Vec<u8> {
-    let mut r = format!("VALUE {key} 0 {}\r\n", v.len()).into_bytes();
-    r.extend_from_slice(v);
-    r.extend_from_slice(b"\r\n");
-    r
 }
 
 /// Sends `req` from another thread (a big pipelined request would fill the

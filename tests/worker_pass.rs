@@ -10,7 +10,7 @@
 //! option, which it would refuse).
 mod common;
 
-use common::{against_memcached, value_for, Conn, Server};
+use common::{against_memcached, set_req, value_for, value_reply, Conn, Server};
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -22,18 +22,6 @@ fn one_by_one() -> &'static [&'static str] {
     } else {
         &["-t", "2", "-o", "no_batch_send"]
     }
-}
-
-fn set_req(req: &mut Vec<u8>, key: &str, v: &[u8]) {
-    req.extend_from_slice(format!("set {key} 0 0 {}\r\n", v.len()).as_bytes());
-    req.extend_from_slice(v);
-    req.extend_from_slice(b"\r\n");
-}
-
-fn value_reply(out: &mut Vec<u8>, key: &str, v: &[u8]) {
-    out.extend_from_slice(format!("VALUE {key} 0 {}\r\n", v.len()).as_bytes());
-    out.extend_from_slice(v);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// 24 clients at once, each pipelining a set and a two-key get per round:
@@ -51,7 +39,7 @@ fn many_clients(args: &[&str]) {
                     set_req(&mut req, &key, &v);
                     req.extend_from_slice(format!("get {key} c{t}:{}\r\n", i + 1).as_bytes());
                     let mut want = b"STORED\r\n".to_vec();
-                    value_reply(&mut want, &key, &v);
+                    want.extend(value_reply(&key, &v));
                     want.extend_from_slice(b"END\r\n");
                     c.roundtrip(&req, &want);
                 }
@@ -73,14 +61,12 @@ fn many_clients_get_exactly_their_replies_one_by_one() {
     many_clients(one_by_one());
 }
 
-/// A 4 MB multi-get reply read only after a pause: the sends come back
-/// partial and would-block, and the rest must follow when the client reads.
-fn reply_larger_than_socket_buffers(args: &[&str]) {
-    let srv = Server::start(args);
-    let mut c = srv.connect();
-    let keys: Vec<String> = (0..2000).map(|i| format!("big:{i}")).collect();
+/// Stores 2,000 values of 2 KB (`value_for`) under `{prefix}:{i}`, in one
+/// pipelined write; returns the keys. A multi-get of all of them is a 4 MB
+/// reply, far more than the socket buffers hold.
+fn store_4mb(c: &mut Conn, prefix: &str) -> Vec<String> {
+    let keys: Vec<String> = (0..2000).map(|i| format!("{prefix}:{i}")).collect();
     let mut req = Vec::new();
-    let mut want = Vec::new();
     for k in &keys {
         set_req(&mut req, k, &value_for(k, 2048));
     }
@@ -89,11 +75,21 @@ fn reply_larger_than_socket_buffers(args: &[&str]) {
         c.read_exact(8 * keys.len()),
         b"STORED\r\n".repeat(keys.len())
     );
+    keys
+}
+
+/// A 4 MB multi-get reply read only after a pause: the sends come back
+/// partial and would-block, and the rest must follow when the client reads.
+fn reply_larger_than_socket_buffers(args: &[&str]) {
+    let srv = Server::start(args);
+    let mut c = srv.connect();
+    let keys = store_4mb(&mut c, "big");
+    let mut want = Vec::new();
     let mut get = b"get".to_vec();
     for k in &keys {
         get.extend_from_slice(b" ");
         get.extend_from_slice(k.as_bytes());
-        value_reply(&mut want, k, &value_for(k, 2048));
+        want.extend(value_reply(k, &value_for(k, 2048)));
     }
     get.extend_from_slice(b"\r\n");
     want.extend_from_slice(b"END\r\n");
@@ -104,7 +100,7 @@ fn reply_larger_than_socket_buffers(args: &[&str]) {
     // The connection is still in step afterwards.
     c.roundtrip(b"get big:7 nosuch\r\n", &{
         let mut w = Vec::new();
-        value_reply(&mut w, "big:7", &value_for("big:7", 2048));
+        w.extend(value_reply("big:7", &value_for("big:7", 2048)));
         w.extend_from_slice(b"END\r\n");
         w
     });
@@ -225,7 +221,7 @@ fn lookups_stay_exact_while_the_hash_table_grows() {
                     }
                     for k in &keys {
                         req.extend_from_slice(format!("get {k}\r\n").as_bytes());
-                        value_reply(&mut want, k, &value_for(k, 24));
+                        want.extend(value_reply(k, &value_for(k, 24)));
                         want.extend_from_slice(b"END\r\n");
                     }
                     c.roundtrip(&req, &want);
@@ -265,8 +261,8 @@ fn large_values_from_many_clients_at_once() {
                     set_req(&mut req, &small, &sv);
                     req.extend_from_slice(format!("get {small} {big}\r\n").as_bytes());
                     let mut want = b"STORED\r\nSTORED\r\n".to_vec();
-                    value_reply(&mut want, &small, &sv);
-                    value_reply(&mut want, &big, &bv);
+                    want.extend(value_reply(&small, &sv));
+                    want.extend(value_reply(&big, &bv));
                     want.extend_from_slice(b"END\r\n");
                     let mut w = c.stream.try_clone().expect("clone");
                     let sender = std::thread::spawn(move || w.write_all(&req).expect("write"));
@@ -289,16 +285,7 @@ fn large_values_from_many_clients_at_once() {
 fn stuck_reader_does_not_block_the_worker(args: &[&str]) {
     let srv = Server::start(args);
     let mut hog = srv.connect();
-    let keys: Vec<String> = (0..2000).map(|i| format!("h:{i}")).collect();
-    let mut req = Vec::new();
-    for k in &keys {
-        set_req(&mut req, k, &value_for(k, 2048));
-    }
-    hog.stream.write_all(&req).expect("write sets");
-    assert_eq!(
-        hog.read_exact(8 * keys.len()),
-        b"STORED\r\n".repeat(keys.len())
-    );
+    let keys = store_4mb(&mut hog, "h");
     // 4 MB of replies the hog never reads, then more requests behind them.
     let get = format!("get {}\r\n", keys.join(" "));
     hog.stream.write_all(get.as_bytes()).expect("write get");
@@ -313,7 +300,7 @@ fn stuck_reader_does_not_block_the_worker(args: &[&str]) {
         .expect("timeout");
     for _ in 0..20 {
         let mut want = Vec::new();
-        value_reply(&mut want, "h:7", &value_for("h:7", 2048));
+        want.extend(value_reply("h:7", &value_for("h:7", 2048)));
         want.extend_from_slice(b"END\r\n");
         other.roundtrip(b"get h:7\r\n", &want);
     }

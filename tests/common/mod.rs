@@ -346,3 +346,18 @@ pub fn set_many(c: &mut Conn, prefix: &str, range: std::ops::Range<usize>, size:
         }
     }
 }
+
+/// Appends `set {key} 0 0 <len>` and its data block to `req`.
+pub fn set_req(req: &mut Vec<u8>, key: &str, v: &[u8]) {
+    req.extend_from_slice(format!("set {key} 0 0 {}\r\n", v.len()).as_bytes());
+    req.extend_from_slice(v);
+    req.extend_from_slice(b"\r\n");
+}
+
+/// The `VALUE` block a get returns for `key` with flags 0 and value `v`.
+pub fn value_reply(key: &str, v: &[u8]) -> Vec<u8> {
+    let mut r = format!("VALUE {key} 0 {}\r\n", v.len()).into_bytes();
+    r.extend_from_slice(v);
+    r.extend_from_slice(b"\r\n");
+    r
+}
