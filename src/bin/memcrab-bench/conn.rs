@@ -130,16 +130,30 @@ impl Conn {
     /// Writes what it can of the output buffer.
     pub fn flush(&mut self, st: &mut ThreadStats) {
         while self.wpos < self.wbuf.len() {
-            match self.sock.write(&self.wbuf[self.wpos..]) {
-                Ok(0) => return self.fail(st, "write returned 0"),
-                Ok(n) => self.wpos += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(st, &format!("write: {e}")),
+            let res = self.sock.write(&self.wbuf[self.wpos..]);
+            if !self.settle_write(st, res) {
+                return;
             }
         }
         self.wbuf.clear();
         self.wpos = 0;
+    }
+
+    /// Applies a write's result; false when writing must stop for now
+    /// (the socket is full: the writable event brings the rest out; or the
+    /// connection failed).
+    fn settle_write(&mut self, st: &mut ThreadStats, res: std::io::Result<usize>) -> bool {
+        match res {
+            Ok(0) => self.fail(st, "write returned 0"),
+            Ok(n) => {
+                self.wpos += n;
+                return true;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => return true,
+            Err(e) => self.fail(st, &format!("write: {e}")),
+        }
+        false
     }
 
     pub fn has_unsent(&self) -> bool {
@@ -155,21 +169,12 @@ impl Conn {
         self.sock.as_raw_fd()
     }
 
-    /// Applies a batched send's result (WouldBlock: the writable event
-    /// brings the rest out through `flush`).
+    /// Applies a batched send's result, then writes the rest itself unless
+    /// the socket is full (its writable event brings the rest) or failed:
+    /// after a short send or EINTR no event would announce it.
     pub fn sent(&mut self, st: &mut ThreadStats, res: std::io::Result<usize>) {
-        match res {
-            Ok(0) => self.fail(st, "write returned 0"),
-            Ok(n) => {
-                self.wpos += n;
-                if self.wpos == self.wbuf.len() {
-                    self.wbuf.clear();
-                    self.wpos = 0;
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => self.fail(st, &format!("write: {e}")),
+        if self.settle_write(st, res) {
+            self.flush(st);
         }
     }
 

@@ -217,12 +217,7 @@ fn drive(
                     sender.send_all(&sends, |i, r| results.push((i, r)));
                 }
                 for (i, r) in results.drain(..) {
-                    let interrupted =
-                        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::Interrupted);
                     conns[i].sent(st, r);
-                    if interrupted {
-                        conns[i].flush(st); // no writable event would announce the rest
-                    }
                 }
                 for i in to_send.drain(..) {
                     conns[i].send_queued = false;
