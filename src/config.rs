@@ -45,6 +45,9 @@ pub struct Config {
     /// `-o batch_send` / `no_batch_send` (memcrab's own): a worker sends the
     /// replies of one event-loop pass with one io_uring submission.
     pub batch_send: bool,
+    /// `-o hugepages` / `no_hugepages` (memcrab's own): advise the slab
+    /// arena for transparent huge pages.
+    pub huge_pages: bool,
     pub hot_lru_pct: u32,
     pub warm_lru_pct: u32,
     pub temporary_ttl: u32,
@@ -111,6 +114,7 @@ impl Default for Config {
             idle_timeout: 0,
             worker_yield_us: 200,
             batch_send: true,
+            huge_pages: true,
             hot_lru_pct: 20,
             warm_lru_pct: 40,
             temporary_ttl: 61,
@@ -158,6 +162,7 @@ impl Config {
             lru_maintainer: self.lru_maintainer,
             slab_reassign: self.slab_reassign,
             slab_automove: self.slab_automove,
+            huge_pages: self.huge_pages,
         }
     }
 
@@ -307,7 +312,7 @@ pub fn help_text() -> String {
 -N, --napi_ids=<num>      accepted; no effect
     --resp-port=<num>     Redis RESP adapter port (default: 0, off)
 -o, --extended            comma separated list of extended options
-   implemented: idle_timeout, worker_yield_us and (no_)batch_send (memcrab's: see README), hot_lru_pct, warm_lru_pct, temporary_ttl,
+   implemented: idle_timeout, worker_yield_us, (no_)batch_send, (no_)hugepages (memcrab's: see README), hot_lru_pct, warm_lru_pct, temporary_ttl,
    slab_chunk_max, hashpower, (no_)lru_crawler, (no_)lru_maintainer,
    (no_)slab_reassign, slab_automove, (no_)maxconns_fast, modern, no_modern.
    Every other memcached 1.6 option is accepted and logged as not supported.
@@ -634,6 +639,8 @@ fn apply_extended(c: &mut Config, opt: &str, chunk_changed: &mut bool) -> Result
         "worker_yield_us" => c.worker_yield_us = numeric(name)?,
         "batch_send" => c.batch_send = true,
         "no_batch_send" => c.batch_send = false,
+        "hugepages" => c.huge_pages = true,
+        "no_hugepages" => c.huge_pages = false,
         "hot_lru_pct" => {
             let p = numeric(name)?;
             if !(1..80).contains(&p) {
@@ -901,6 +908,8 @@ mod tests {
         assert!(c.batch_send, "default");
         assert!(!run(&["-o", "no_batch_send"]).unwrap().batch_send);
         assert!(run(&["-o", "no_batch_send,batch_send"]).unwrap().batch_send);
+        assert!(c.huge_pages, "default");
+        assert!(!run(&["-o", "no_hugepages"]).unwrap().huge_pages);
         assert_eq!(
             (c.hot_lru_pct, c.warm_lru_pct, c.temporary_ttl),
             (30, 30, 10)

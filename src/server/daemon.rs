@@ -54,7 +54,7 @@ pub fn prepare_process(c: &Config) -> io::Result<()> {
         }
     }
     if c.large_pages {
-        log::info!("-L (large pages) accepted; it has no effect in memcrab");
+        log::info!("-L (large pages) accepted: memcrab already asks for transparent huge pages (-o no_hugepages turns that off)");
     }
     if c.sasl {
         log::warn!("-S (SASL) accepted but not supported; connections are not authenticated");

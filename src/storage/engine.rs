@@ -190,7 +190,8 @@ impl Inner {
         let lay = Layout {
             cas_len: if cfg.use_cas { 8 } else { 0 },
         };
-        let arena = Arena::new(page_size).expect("reserve address space for the slab arena");
+        let arena = Arena::new(page_size, cfg.huge_pages)
+            .expect("reserve address space for the slab arena");
         let classes = build_classes(
             lay.key_off(),
             cfg.chunk_min,

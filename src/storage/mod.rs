@@ -53,6 +53,8 @@ pub struct StoreConfig {
     pub slab_reassign: bool,
     /// 0 off, 1 default automove, 2 aggressive.
     pub slab_automove: u32,
+    /// Ask for transparent huge pages for the slab arena.
+    pub huge_pages: bool,
 }
 
 impl Default for StoreConfig {
@@ -73,6 +75,7 @@ impl Default for StoreConfig {
             lru_maintainer: true,
             slab_reassign: true,
             slab_automove: 1,
+            huge_pages: true,
         }
     }
 }
