@@ -17,6 +17,7 @@ pub mod nread;
 pub mod number;
 pub mod out;
 pub mod peek;
+pub mod resp;
 pub mod scan;
 pub mod text;
 
