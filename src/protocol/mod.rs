@@ -12,6 +12,7 @@
 //! item is locked, and a large data block can be read by the server
 //! straight into its item ([`nread`]). Neither lets this module see a socket.
 
+pub mod binary;
 pub mod meta;
 pub mod nread;
 pub mod number;
