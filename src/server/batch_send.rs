@@ -50,23 +50,29 @@ impl BatchSender {
         Some(BatchSender { ring })
     }
 
-    /// Sends each `(id, socket, bytes)` and reports every result, in any
-    /// order, as `(id, bytes sent or error)`. Returns once all are done.
-    pub fn send_all(
+    /// For each id in `ids` that `data_of` maps to `(socket, bytes)` with
+    /// bytes to send, sends them and reports the result, in any order, as
+    /// `(id, bytes sent or error)`. Returns once all are done. (A lookup
+    /// rather than a list of sends, so a pass needs no allocation.)
+    pub fn send_all<'a>(
         &mut self,
-        sends: &[(usize, i32, &[u8])],
+        ids: &[usize],
+        data_of: impl Fn(usize) -> Option<(i32, &'a [u8])>,
         mut done: impl FnMut(usize, io::Result<usize>),
     ) {
-        for chunk in sends.chunks(RING as usize) {
+        for chunk in ids.chunks(RING as usize) {
             let mut left = 0;
             {
                 let mut sq = self.ring.submission();
-                for (pos, (id, fd, data)) in chunk.iter().enumerate() {
+                for &id in chunk {
+                    let Some((fd, data)) = data_of(id).filter(|(_, d)| !d.is_empty()) else {
+                        continue;
+                    };
                     let len = data.len().min(u32::MAX as usize) as u32;
-                    let sqe = opcode::Send::new(types::Fd(*fd), data.as_ptr(), len)
+                    let sqe = opcode::Send::new(types::Fd(fd), data.as_ptr(), len)
                         .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
                         .build()
-                        .user_data(pos as u64);
+                        .user_data(id as u64);
                     // SAFETY: `data` stays valid until its completion is
                     // reaped below.
                     if unsafe { sq.push(&sqe) }.is_ok() {
@@ -75,7 +81,7 @@ impl BatchSender {
                         // Cannot happen (the last call drained the queue and
                         // a chunk fits it); if it did, the caller retries
                         // this one itself, as after EINTR.
-                        done(*id, Err(io::ErrorKind::Interrupted.into()));
+                        done(id, Err(io::ErrorKind::Interrupted.into()));
                     }
                 }
             }
@@ -96,9 +102,7 @@ impl BatchSender {
                     }
                 }
                 for cqe in self.ring.completion() {
-                    let Some(&(id, _, _)) = chunk.get(cqe.user_data() as usize) else {
-                        continue;
-                    };
+                    let id = cqe.user_data() as usize;
                     let r = cqe.result();
                     let res = if r >= 0 {
                         Ok(r as usize)

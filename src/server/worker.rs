@@ -308,18 +308,17 @@ impl Worker {
         }
         {
             let conns = &self.conns;
-            // One serviced again later in the pass may have flushed its
-            // replies itself; it has nothing left to send.
-            let mut sends: Vec<(usize, i32, &[u8])> = Vec::with_capacity(list.len());
-            for &idx in &list {
-                if let Some(Some(c)) = conns.get(idx) {
-                    if !c.unsent().is_empty() {
-                        sends.push((idx, c.info.fd, c.unsent()));
-                    }
-                }
-            }
             let results = &mut self.results;
-            sender.send_all(&sends, |idx, r| results.push((idx, r)));
+            // One serviced again later in the pass may have flushed its
+            // replies itself; it has nothing left to send (skipped).
+            sender.send_all(
+                &list,
+                |idx| match conns.get(idx) {
+                    Some(Some(c)) => Some((c.info.fd, c.unsent())),
+                    _ => None,
+                },
+                |idx, r| results.push((idx, r)),
+            );
         }
         let ctx = Ctx {
             shared: &self.shared,
@@ -348,6 +347,12 @@ impl Worker {
         }
         for idx in closing {
             self.close(idx);
+        }
+        // Keep the list's allocation for the next pass.
+        let mut list = list;
+        list.clear();
+        if self.to_send.is_empty() {
+            self.to_send = list;
         }
     }
 

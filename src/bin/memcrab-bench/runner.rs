@@ -209,13 +209,11 @@ fn drive(
         }
         if let Some(sender) = sender.as_mut() {
             if !to_send.is_empty() {
-                {
-                    let sends: Vec<(usize, i32, &[u8])> = to_send
-                        .iter()
-                        .map(|&i| (i, conns[i].fd(), conns[i].unsent()))
-                        .collect();
-                    sender.send_all(&sends, |i, r| results.push((i, r)));
-                }
+                sender.send_all(
+                    &to_send,
+                    |i| conns.get(i).map(|c| (c.fd(), c.unsent())),
+                    |i, r| results.push((i, r)),
+                );
                 for (i, r) in results.drain(..) {
                     conns[i].sent(st, r);
                 }
