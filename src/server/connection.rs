@@ -234,6 +234,9 @@ pub struct Connection {
     read_failed: bool,
     /// Input was read ahead of `drive`: process it before reading more.
     read_ahead: bool,
+    /// A large value went straight to the socket (`Out`'s direct write)
+    /// since the worker last cleared this: its client was woken mid-pass.
+    pub sent_direct: bool,
 }
 
 impl Connection {
@@ -259,6 +262,7 @@ impl Connection {
             send_queued: false,
             read_failed: false,
             read_ahead: false,
+            sent_direct: false,
         }
     }
 
@@ -461,6 +465,7 @@ impl Connection {
         );
         // Large values may have gone out already, with what preceded them.
         self.wpos = out.sent();
+        self.sent_direct |= self.wpos > 0;
         let consumed = p.consumed.min(self.rlen);
         if consumed > 0 {
             self.info.touch(crate::clock::now());

@@ -22,6 +22,14 @@ use std::time::{Duration, Instant};
 
 pub const WAKE: Token = Token(0);
 
+/// A worker that wrote large values straight from their items waits this
+/// many times `worker_yield_us` before yielding: each such write woke its
+/// client mid-pass, and a client woken on the worker's core preempts it
+/// right there, so the clients have had the core; yielding as often as
+/// with small replies only adds switches (100 KB values 50:50: throughput
+/// +1 to +10 %, median +1.5 %, better in all 7 A/B rounds; p99 unchanged).
+const DIRECT_YIELD_FACTOR: u32 = 4;
+
 /// A poll that took longer than this slept (a ready poll returns in ~1 µs).
 const SLEPT: Duration = Duration::from_micros(20);
 
@@ -45,6 +53,9 @@ pub struct Worker {
     pending: Vec<usize>,
     pool: BufPool,
     sender: Option<BatchSender>,
+    /// A connection sent a large value directly since the worker last
+    /// slept or yielded (see the yield in `run`).
+    sent_direct: bool,
     /// Connections whose replies wait for this pass's batched send.
     to_send: Vec<usize>,
     results: Vec<(usize, std::io::Result<usize>)>,
@@ -78,6 +89,7 @@ impl Worker {
             pending: Vec::new(),
             pool: BufPool::default(),
             sender: None,
+            sent_direct: false,
             to_send: Vec::new(),
             results: Vec::new(),
             ready: Vec::new(),
@@ -112,7 +124,10 @@ impl Worker {
                 let now = Instant::now();
                 if now - before > SLEPT {
                     busy_since = now; // it slept: the core was free for others
-                } else if now - busy_since > yield_after {
+                    self.sent_direct = false;
+                } else if now - busy_since > yield_after
+                    && !(self.sent_direct && now - busy_since < yield_after * DIRECT_YIELD_FACTOR)
+                {
                     // Fairness on shared cores: while clients keep it busy a
                     // worker never sleeps in epoll, so it would run a whole
                     // scheduler slice while the clients (and other workers)
@@ -122,6 +137,7 @@ impl Worker {
                     // yield returns at once.
                     std::thread::yield_now();
                     busy_since = Instant::now();
+                    self.sent_direct = false;
                 }
             }
             if let Err(e) = polled {
@@ -249,6 +265,10 @@ impl Worker {
             log::error!("request handling panicked; closing {}", conn.info.addr);
             Outcome::Close
         });
+        if conn.sent_direct {
+            conn.sent_direct = false;
+            self.sent_direct = true;
+        }
         match outcome {
             Outcome::Idle => {}
             Outcome::Yield => {
