@@ -3,12 +3,12 @@
 //! `write_response` for a get hit. Short measurement times so a run stays
 //! well under a minute: `cargo bench --bench binary`.
 
+mod common;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use memcrab::protocol::binary::{
     self, decode, parse_request, write_request, write_response, Frame, Opcode, Status,
 };
 use std::hint::black_box;
-use std::time::Duration;
 
 const BATCH: usize = 64;
 const MAX_BODY: usize = 1 << 20;
@@ -86,10 +86,7 @@ fn write(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .sample_size(20);
+    config = common::quick();
     targets = parse, write
 }
 criterion_main!(benches);

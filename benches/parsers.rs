@@ -4,13 +4,13 @@
 //! Short measurement times so a run stays around a minute:
 //! `cargo bench --bench parsers`.
 
+mod common;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use memcrab::command::{Ctx, Shared};
 use memcrab::config::Config;
 use memcrab::protocol::{self, text, Session};
 use memcrab::stats::WorkerStats;
 use std::hint::black_box;
-use std::time::Duration;
 
 const BATCH: usize = 64;
 const KEYS: usize = 10_000;
@@ -171,10 +171,7 @@ fn process(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .sample_size(20);
+    config = common::quick();
     targets = text_parse, process
 }
 criterion_main!(benches);

@@ -3,10 +3,10 @@
 //! the bulk reply encoder. Short measurement times like the parser benches:
 //! `cargo bench --bench resp`.
 
+mod common;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use memcrab::protocol::resp::{self, Limits, Parse};
 use std::hint::black_box;
-use std::time::Duration;
 
 const BATCH: usize = 64;
 
@@ -79,10 +79,7 @@ fn encode(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .sample_size(20);
+    config = common::quick();
     targets = parse, encode
 }
 criterion_main!(benches);

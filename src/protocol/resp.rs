@@ -486,9 +486,7 @@ pub fn push_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
 /// `$<len>\r\n` alone, for a value written after it in pieces (straight
 /// from item memory); the caller then writes the `len` bytes and "\r\n".
 pub fn push_bulk_header(out: &mut Vec<u8>, len: usize) {
-    out.push(b'$');
-    number::push_u64(out, len as u64);
-    out.extend_from_slice(b"\r\n");
+    push_count(out, b'$', len);
 }
 
 /// `$-1\r\n`: the null bulk (a missing key).
@@ -498,7 +496,12 @@ pub fn push_null_bulk(out: &mut Vec<u8>) {
 
 /// `*<n>\r\n`, followed by the n elements.
 pub fn push_array_header(out: &mut Vec<u8>, n: usize) {
-    out.push(b'*');
+    push_count(out, b'*', n);
+}
+
+/// `<kind><n>\r\n`: the header of a bulk string or an array.
+fn push_count(out: &mut Vec<u8>, kind: u8, n: usize) {
+    out.push(kind);
     number::push_u64(out, n as u64);
     out.extend_from_slice(b"\r\n");
 }

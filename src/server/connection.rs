@@ -235,8 +235,8 @@ pub struct Connection {
     /// Input was read ahead of `drive`: process it before reading more.
     read_ahead: bool,
     /// A large value went straight to the socket (`Out`'s direct write)
-    /// since the worker last cleared this: its client was woken mid-pass.
-    pub sent_direct: bool,
+    /// since [`Connection::take_sent_direct`]: its client was woken mid-pass.
+    sent_direct: bool,
 }
 
 impl Connection {
@@ -264,6 +264,11 @@ impl Connection {
             read_ahead: false,
             sent_direct: false,
         }
+    }
+
+    /// Did a large value go straight to the socket since the last call?
+    pub fn take_sent_direct(&mut self) -> bool {
+        std::mem::take(&mut self.sent_direct)
     }
 
     /// Unsent replies, for a batched send.
