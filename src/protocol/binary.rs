@@ -233,7 +233,6 @@ pub struct Request<'a> {
     pub opcode: u8,
     /// `None` for an opcode memcached does not know.
     pub op: Option<Opcode>,
-    pub key_len: u16,
     pub extras: &'a [u8],
     pub key: &'a [u8],
     pub value: &'a [u8],
@@ -330,7 +329,6 @@ fn split_body<'a>(h: &RequestHeader, body: &'a [u8]) -> Option<Request<'a>> {
     Some(Request {
         opcode: h.opcode,
         op: Opcode::from_u8(h.opcode),
-        key_len: h.key_len,
         extras,
         key,
         value,
@@ -816,7 +814,7 @@ mod tests {
             (
                 req.opcode,
                 req.op,
-                req.key_len,
+                req.key.len(),
                 req.vbucket,
                 req.opaque,
                 req.cas
