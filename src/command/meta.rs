@@ -32,9 +32,10 @@ pub struct MetaRequest<'a> {
     key_bin_len: usize,
     /// `b`: the key was base64; `k` echoes it base64-encoded, followed by ` b`.
     pub binary_key: bool,
-    /// Flag tokens in the order sent (reply flags follow this order).
-    flags: [&'a [u8]; MAX_TOKENS],
-    nflags: usize,
+    /// Flag tokens in the order sent (reply flags follow this order): the
+    /// parser's token slice, borrowed rather than copied, so the request
+    /// stays small (it is built for every meta command).
+    flags: &'a [&'a [u8]],
     /// `v`
     pub value: bool,
     /// `q`
@@ -72,8 +73,7 @@ impl<'a> MetaRequest<'a> {
             key_bin: [0; KEY_MAX],
             key_bin_len: 0,
             binary_key: false,
-            flags: [&[]; MAX_TOKENS],
-            nflags: 0,
+            flags: &[],
             value: false,
             quiet: false,
             no_bump: false,
@@ -114,23 +114,21 @@ impl<'a> MetaRequest<'a> {
         self.key_bin_len = n;
     }
 
-    pub fn push_flag(&mut self, tok: &'a [u8]) {
-        if self.nflags < MAX_TOKENS {
-            self.flags[self.nflags] = tok;
-            self.nflags += 1;
-        }
+    /// Records the flag tokens, once the parser has accepted them all.
+    pub fn set_flags(&mut self, flags: &'a [&'a [u8]]) {
+        self.flags = flags;
     }
 
     /// Flag tokens in request order.
-    pub fn flags(&self) -> &[&'a [u8]] {
-        &self.flags[..self.nflags]
+    pub fn flags(&self) -> &'a [&'a [u8]] {
+        self.flags
     }
 
     /// The same request seen only up to its first `n` flags (what memcached
     /// has acted on when it stops at a bad token while replying).
     fn with_flag_prefix(&self, n: usize) -> MetaRequest<'a> {
         let mut r = self.clone();
-        r.nflags = n.min(self.nflags);
+        r.flags = &self.flags[..n.min(self.flags.len())];
         r
     }
 }

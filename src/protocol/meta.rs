@@ -47,19 +47,22 @@ pub fn handle(line: &[u8], rest: &[u8], out: &mut Out, ctx: &Ctx, nread: nread::
             Step::Done(0)
         }
         Some(b"mg") => {
-            if let Some(req) = parse_front(toks, n, out, &MG) {
+            let mut req = MetaRequest::new(toks.get(1).copied().unwrap_or_default());
+            if parse_front(&mut req, toks, n, out, &MG) {
                 exec::get(&req, out, ctx);
             }
             Step::Done(0)
         }
         Some(b"md") => {
-            if let Some(req) = parse_front(toks, n, out, &MD) {
+            let mut req = MetaRequest::new(toks.get(1).copied().unwrap_or_default());
+            if parse_front(&mut req, toks, n, out, &MD) {
                 exec::delete(&req, out, ctx);
             }
             Step::Done(0)
         }
         Some(b"ma") => {
-            if let Some(req) = parse_front(toks, n, out, &MA) {
+            let mut req = MetaRequest::new(toks.get(1).copied().unwrap_or_default());
+            if parse_front(&mut req, toks, n, out, &MA) {
                 match req.mode {
                     None | Some(b'I') | Some(b'+') | Some(b'D') | Some(b'-') => {
                         exec::arith(&req, out, ctx)
@@ -107,40 +110,42 @@ const MA: Front = Front {
     check_opaque: false,
 };
 
-/// Common front of `mg`, `md`, `ma`: token count, key length, flags, opaque.
-/// Writes the error and returns None when the line is rejected.
+/// Common front of `mg`, `md`, `ma`: token count, key length, flags, opaque,
+/// parsed into `req` (made by the caller with the key, `toks[1]`: filled in
+/// place because a request returned by value was copied on every command).
+/// Writes the error and returns false when the line is rejected.
 fn parse_front<'a>(
-    toks: &[&'a [u8]],
+    req: &mut MetaRequest<'a>,
+    toks: &'a [&'a [u8]],
     n: usize,
     out: &mut Vec<u8>,
     front: &Front,
-) -> Option<MetaRequest<'a>> {
+) -> bool {
     if toks.len() < 2 {
         out.extend_from_slice(b"ERROR\r\n");
-        return None;
+        return false;
     }
     if toks[1].len() > KEY_MAX {
         out.extend_from_slice(BAD_FORMAT);
-        return None;
+        return false;
     }
     if n >= MAX_OPT_TOKENS {
         out.extend_from_slice(front.too_long);
-        return None;
+        return false;
     }
-    let mut req = MetaRequest::new(toks[1]);
-    if let Err(e) = parse_flags(&mut req, &toks[2..]) {
+    if let Err(e) = parse_flags(req, &toks[2..]) {
         if front.generic_flag_error {
             out.extend_from_slice(b"CLIENT_ERROR invalid or duplicate flag\r\n");
         } else {
             out.extend_from_slice(error_message(e));
         }
-        return None;
+        return false;
     }
-    if front.check_opaque && !exec::opaque_ok(&req) {
+    if front.check_opaque && !exec::opaque_ok(req) {
         out.extend_from_slice(exec::OPAQUE_TOO_LONG);
-        return None;
+        return false;
     }
-    Some(req)
+    true
 }
 
 /// A flag error's message, or the command's default one.
@@ -274,7 +279,7 @@ fn handle_debug(toks: &[&[u8]], out: &mut Vec<u8>, ctx: &Ctx) {
 /// command's default message".
 fn parse_flags<'a>(
     req: &mut MetaRequest<'a>,
-    flags: &[&'a [u8]],
+    flags: &'a [&'a [u8]],
 ) -> Result<(), Option<&'static [u8]>> {
     let mut seen = [false; 128];
     let mut has_error = false;
@@ -349,8 +354,8 @@ fn parse_flags<'a>(
             },
             _ => return Err(Some(b"CLIENT_ERROR invalid flag\r\n")),
         }
-        req.push_flag(tok);
     }
+    req.set_flags(flags);
     if has_error {
         Err(errstr)
     } else {
