@@ -17,6 +17,10 @@ pub enum BulkOp {
     Set,
     /// Batches of gets (meta `mg k v` lines, text one `get k1 … kN`); all must hit.
     Get,
+    /// Batches of quiet increments closed by `mn` (meta `ma k q`, text `incr k
+    /// 1 noreply`). The preload writes "0" to every key (-v is ignored), so
+    /// every increment must succeed silently.
+    Incr,
 }
 
 /// memcrab-bench: a closed-loop, pipelining load generator for memcached-

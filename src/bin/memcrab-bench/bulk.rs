@@ -65,6 +65,7 @@ impl Pool {
             match op {
                 BulkOp::Set => render_set(spec, keys, &mut p.req, &mut p.reply),
                 BulkOp::Get => render_get(spec, keys, &mut p.req, &mut p.reply),
+                BulkOp::Incr => render_incr(spec, keys, &mut p.req, &mut p.reply),
             }
             p.batches.push(Batch {
                 req: r0..p.req.len(),
@@ -119,6 +120,28 @@ pub fn render_set(spec: &Spec, keys: &[u32], req: &mut Vec<u8>, reply: &mut Vec<
         }
         req.extend_from_slice(&spec.value);
         req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"mn\r\n");
+    reply.extend_from_slice(b"MN\r\n");
+}
+
+/// Appends one increment batch of `keys` and its expected reply: quiet
+/// increments only answer on failure (a miss, a non-numeric value), so the
+/// whole reply is `MN\r\n`.
+pub fn render_incr(spec: &Spec, keys: &[u32], req: &mut Vec<u8>, reply: &mut Vec<u8>) {
+    for &k in keys {
+        match spec.protocol {
+            Protocol::Meta => {
+                req.extend_from_slice(b"ma ");
+                spec.push_key(req, k);
+                req.extend_from_slice(b" q\r\n");
+            }
+            Protocol::Text => {
+                req.extend_from_slice(b"incr ");
+                spec.push_key(req, k);
+                req.extend_from_slice(b" 1 noreply\r\n");
+            }
+        }
     }
     req.extend_from_slice(b"mn\r\n");
     reply.extend_from_slice(b"MN\r\n");
@@ -439,6 +462,21 @@ mod tests {
         let (mut req, mut reply) = (Vec::new(), Vec::new());
         render_set(&s, &[1], &mut req, &mut reply);
         assert_eq!(req, b"set mb:1 0 0 3 noreply\r\nabc\r\nmn\r\n");
+        assert_eq!(reply, b"MN\r\n");
+    }
+
+    #[test]
+    fn incr_batches_are_quiet_and_closed_by_mn() {
+        let s = spec(&["-P", "meta", "--keys", "10"]);
+        let (mut req, mut reply) = (Vec::new(), Vec::new());
+        render_incr(&s, &[3, 7], &mut req, &mut reply);
+        assert_eq!(req, b"ma mb:3 q\r\nma mb:7 q\r\nmn\r\n");
+        assert_eq!(reply, b"MN\r\n");
+        let s = spec(&["--keys", "10", "--bulk", "incr"]);
+        assert_eq!(s.value, b"0");
+        let (mut req, mut reply) = (Vec::new(), Vec::new());
+        render_incr(&s, &[1], &mut req, &mut reply);
+        assert_eq!(req, b"incr mb:1 1 noreply\r\nmn\r\n");
         assert_eq!(reply, b"MN\r\n");
     }
 

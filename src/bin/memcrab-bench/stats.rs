@@ -73,7 +73,8 @@ impl ThreadStats {
                 self.get_keys += n;
                 self.hits += n;
             }
-            BulkOp::Set => self.sets += n,
+            // Increments are writes: counted with the sets.
+            BulkOp::Set | BulkOp::Incr => self.sets += n,
         }
         self.hist
             .saturating_record(latency.as_nanos().max(1_000) as u64);

@@ -1,7 +1,7 @@
 //! What to send: random streams, key distributions, key names and the
 //! request bytes for each protocol. No I/O here.
 
-use crate::args::{digits, Args, Dist, Protocol};
+use crate::args::{digits, Args, BulkOp, Dist, Protocol};
 
 /// xorshift64* — tiny, fast, good enough to pick keys and operations.
 #[derive(Clone)]
@@ -93,13 +93,18 @@ pub struct Spec {
 
 impl Spec {
     pub fn new(a: &Args) -> Spec {
-        // A value that varies byte to byte so shifted or truncated data shows.
-        let value: Vec<u8> = (0..a.value_size)
-            .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[i % 36])
-            .collect();
+        // A value that varies byte to byte so shifted or truncated data shows;
+        // a counter for bulk increments.
+        let value: Vec<u8> = if a.bulk == Some(BulkOp::Incr) {
+            b"0".to_vec()
+        } else {
+            (0..a.value_size)
+                .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[i % 36])
+                .collect()
+        };
         let set_tail = match a.protocol {
-            Protocol::Text => format!(" 0 0 {}\r\n", a.value_size),
-            Protocol::Meta => format!(" {} T0\r\n", a.value_size),
+            Protocol::Text => format!(" 0 0 {}\r\n", value.len()),
+            Protocol::Meta => format!(" {} T0\r\n", value.len()),
         }
         .into_bytes();
         Spec {
