@@ -13,11 +13,11 @@
 //! straight into its item ([`nread`]). Neither lets this module see a socket.
 
 pub mod binary;
+pub mod lookahead;
 pub mod meta;
 pub mod nread;
 pub mod number;
 pub mod out;
-pub mod peek;
 pub mod resp;
 pub mod scan;
 pub mod text;
@@ -126,6 +126,7 @@ pub fn process_out(
     let mut close = false;
     let mut yielded = false;
     let mut handled = 0;
+    let mut ahead = lookahead::Lookahead::new(pos);
     session.in_data_block = false;
     while pos < input.len() {
         if let Some(nr) = session.nread.as_mut() {
@@ -151,6 +152,7 @@ pub fn process_out(
             yielded = true;
             break;
         }
+        ahead.advance(input, pos, &ctx.shared.store);
         let buf = &input[pos..];
         let Some(nl) = scan::find_byte(buf, b'\n') else {
             close = line_too_long(buf);

@@ -523,7 +523,7 @@ impl Connection {
         if self.rlen == 0 || self.session.in_data_block {
             return None;
         }
-        protocol::peek::first_key(&self.rbuf[..self.rlen])
+        protocol::lookahead::next_request(&self.rbuf[..self.rlen]).and_then(|(key, _)| key)
     }
 
     /// Services the connection, then hands idle buffers back to the pool.
