@@ -8,11 +8,11 @@
 #            "a b-pipe c d f"): the server's own speed per core, without the
 #            generator and the server competing for the same cores
 #   scaling  memcrab -t 1 vs -t 2 (and memcached -t 1 vs -t 2) on CPU-bound pipelined loads
-#            (SCALE_WORKLOADS, default "scale scale-get": memcrab-bench --bulk, see below)
+#            (SCALE_WORKLOADS, default "scale scale-get scale-incr": memcrab-bench --bulk, see below)
 #   noise    memcached vs a second memcached: the noise floor of the same procedure
 # Environment: ROUNDS (3), DUR measured seconds (5), WARMUP seconds (1),
 #   WORKLOADS (space list, default "a b-pipe b-mget c d e f"), NOISE_WORKLOADS
-#   (default "a b-pipe c f"), GEN_THREADS (2), SCALE_WORKLOADS ("scale scale-get"),
+#   (default "a b-pipe c f"), GEN_THREADS (2), SCALE_WORKLOADS ("scale scale-get scale-incr"),
 #   SCALE_GEN_THREADS (generator threads for scaling, 1), OUT (results dir),
 #   MEMCRAB_BIN (default target/release/memcrab; point it at memcached to dry-run),
 #   GEN_FLAGS (extra generator flags for every measured run, default
@@ -34,11 +34,13 @@
 # once and sent from static buffers, each batch's reply compared byte for byte
 # with the expected bytes (scale: 512 quiet `ms k 100 q` sets closed by `mn`,
 # reply exactly `MN`, 4 batches in flight; scale-get: 256 `mg k v`, every
-# value checked, 3 in flight). 4 connections (2 per server worker), 1
-# generator thread (a second one only adds generator CPU per request); the
-# generator wakes once depth-1 replies are in (SO_RCVLOWAT). That costs
-# ~0.02-0.06 us/request of generator CPU against ~0.25 (sets) / ~0.45 (gets)
-# us of server CPU. The table shows the ceiling 2*s1/(s2+g2) this implies and
+# value checked, 3 in flight; scale-incr: 512 quiet `ma k q` closed by `mn`,
+# keys preloaded with "0", the least generator work per request of the three:
+# ~20 request bytes and no reply bytes per increment). 4 connections (2 per
+# server worker), 1 generator thread (a second one only adds generator CPU per
+# request); the generator wakes once depth-1 replies are in (SO_RCVLOWAT).
+# That costs ~0.01 (incr) / ~0.02 (sets) / ~0.05 (gets) us/request of
+# generator CPU against ~0.17-0.25 us of server CPU. The table shows the ceiling 2*s1/(s2+g2) this implies and
 # how many cores other work on the machine took during the runs (it takes
 # them from the server, and the ratio with them). memcached's sets take its
 # per-class LRU lock on every store and scale below 1x; memcrab's same-size
@@ -53,7 +55,7 @@ WARMUP=${WARMUP:-1}
 WORKLOADS=${WORKLOADS:-"a b-pipe b-mget c d e f"}
 NOISE_WORKLOADS=${NOISE_WORKLOADS:-"a b-pipe c f"}
 GEN_THREADS=${GEN_THREADS:-2}
-SCALE_WORKLOADS=${SCALE_WORKLOADS:-"scale scale-get"}
+SCALE_WORKLOADS=${SCALE_WORKLOADS:-"scale scale-get scale-incr"}
 SCALE_GEN_THREADS=${SCALE_GEN_THREADS:-1}
 PERCORE_WORKLOADS=${PERCORE_WORKLOADS:-"a b-pipe c d f"}
 GEN_FLAGS=${GEN_FLAGS---batch-send}
@@ -123,6 +125,7 @@ wl_args() {
     # 32-deep pipelining, kept for comparison: its generator costs ~0.3 us/req.
     scale) echo "--bulk set -P meta --batch 512 -c 4 -d 4 -n 100000 -v 100 --key-prefix s:" ;;
     scale-get) echo "--bulk get -P meta --batch 256 -c 4 -d 3 -n 100000 -v 100 --key-prefix a:" ;;
+    scale-incr) echo "--bulk incr -P meta --batch 512 -c 4 -d 4 -n 100000 --key-prefix n:" ;;
     scale-pipe) echo "-c 50 -g 0.9 -n 100000 -v 100 --key-prefix a: -d 32" ;;
     *) echo "unknown workload $1" >&2; exit 1 ;;
     esac
@@ -138,6 +141,7 @@ wl_desc() {
     f) echo "(f) meta mg/ms, as (a)" ;;
     scale) echo "bulk quiet sets (ms q + mn), 512/batch, 100 B" ;;
     scale-get) echo "bulk gets (mg v), 256/batch, 100 B" ;;
+    scale-incr) echo "bulk quiet increments (ma q + mn), 512/batch" ;;
     scale-pipe) echo "as (a), 32-deep pipeline" ;;
     esac
 }
@@ -147,6 +151,7 @@ wl_keyset() {
     c) echo c ;;
     d) echo d ;;
     scale) echo s ;;
+    scale-incr) echo n ;;
     *) echo a ;;
     esac
 }
@@ -247,7 +252,7 @@ MC_VERSION=$("$MEMCACHED" -V 2>/dev/null || echo memcached)
 
 # ---- report: medians per (group, workload, server), ratios, markdown ----
 DESCS=""
-for wl in a b-pipe b-mget c d e f scale scale-get scale-pipe; do DESCS+="$wl=$(wl_desc $wl);"; done
+for wl in a b-pipe b-mget c d e f scale scale-get scale-incr scale-pipe; do DESCS+="$wl=$(wl_desc $wl);"; done
 python3 - "$RESULTS" "$DESCS" "$ROUNDS" "$DUR" "$ELAPSED" "$LOADS" "$MC_VERSION" <<'EOF'
 import sys, statistics, collections, os, platform, subprocess
 path, descs, rounds, dur, elapsed, loads, mcver = sys.argv[1:8]
