@@ -97,6 +97,20 @@ impl Lookahead {
     /// `DEPTH` requests ahead and runs the second for the request after it.
     #[inline]
     pub fn advance(&mut self, input: &[u8], pos: usize, store: &Store) {
+        self.advance_with(input, pos, store, next_request)
+    }
+
+    /// [`Lookahead::advance`] over other items than requests (the keys of
+    /// a multi-get line): `next` reads the item at the head of a buffer, its
+    /// key if any and its length (None: stop looking).
+    #[inline]
+    pub fn advance_with(
+        &mut self,
+        input: &[u8],
+        pos: usize,
+        store: &Store,
+        next: impl Fn(&[u8]) -> Option<(Option<&[u8]>, usize)>,
+    ) {
         while self.len > 0 && self.ring[self.head].0 < pos {
             self.head = (self.head + 1) % DEPTH;
             self.len -= 1;
@@ -107,7 +121,7 @@ impl Lookahead {
             self.len = 0;
         }
         while self.len < DEPTH && !self.stopped {
-            let Some((key, n)) = input.get(self.scan..).and_then(next_request) else {
+            let Some((key, n)) = input.get(self.scan..).and_then(&next) else {
                 self.stopped = true;
                 break;
             };

@@ -770,7 +770,11 @@ fn get(
     // Values sent straight to the socket cannot be taken back either: on a
     // fresh line, look for a long key before the first one may leave.
     let mut may_send = !fresh;
+    let mut ahead = super::lookahead::Lookahead::new(pos);
     while let Some((key, end)) = next_key(keys, pos) {
+        ahead.advance_with(keys, pos, &ctx.shared.store, |b| {
+            next_key(b, 0).map(|(k, end)| (Some(k), end))
+        });
         if key.len() > KEY_MAX_LENGTH {
             // Only on a fresh line: keys are checked before the first stop.
             debug_assert!(fresh);
