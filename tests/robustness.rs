@@ -741,7 +741,7 @@ fn huge_lines_and_data_lengths() {
 
     // A non-get line over 2048 bytes that never ends: memcached closes it.
     let mut c = ascii_conn(&server);
-    c.send(&vec![b'a'; 1 << 20]);
+    c.send_until_closed(&vec![b'a'; 1 << 20]);
     assert!(c.is_closed(), "1 MB line without newline should close");
     server.connect().assert_alive("1 MB line");
 

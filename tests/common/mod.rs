@@ -172,6 +172,13 @@ impl Conn {
         self.stream.write_all(bytes).expect("write");
     }
 
+    /// Sends what the server takes before it closes the connection: for
+    /// input the server is expected to reject by closing (a write error
+    /// then means it already did; `is_closed` checks).
+    pub fn send_until_closed(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
     fn fill(&mut self) -> bool {
         let mut tmp = [0u8; 65536];
         match self.stream.read(&mut tmp) {
