@@ -12,8 +12,11 @@
 //! is advanced in the same critical section. A thread holding stripe S sees
 //! a state at least as new as the last migration of any bucket of S, and no
 //! bucket of S can migrate while it holds S, so its choice of table is stable.
-//! The old table is freed once every bucket has moved; by then no stripe
-//! holder can be looking at it (see `expand`).
+//! Once every bucket has moved, the old table is retired: its memory goes
+//! back to the OS (`MADV_DONTNEED`), but the mapping stays until the table
+//! is dropped, so the lock-free read of a bucket that prefetching does
+//! ([`HashTable::prefetch_first_item`]) can never touch unmapped memory: at
+//! worst it reads a stale ref or zero (NIL) and prefetches the wrong line.
 
 use super::arena::{Arena, Ref, NIL};
 use super::item::Chunk;
@@ -51,6 +54,8 @@ fn prefetch_for_write(p: *const u8) {
 
 pub struct HashTable {
     tables: Vec<AtomicPtr<AtomicU32>>,
+    /// Tables replaced by a larger one: unmapped only on drop (see the top).
+    retired: parking_lot::Mutex<Vec<(usize, u32)>>,
     /// bits 0..6 power, bit 6 expanding, bits 7.. next old bucket to migrate.
     state: AtomicU64,
     stripes: Box<[CachePadded<Stripe>]>,
@@ -67,11 +72,30 @@ struct Stripe {
 
 pub type StripeGuard<'a> = MutexGuard<'a, ()>;
 
+/// A zeroed (all NIL) table of 2^power buckets in its own anonymous
+/// mapping, or null if the system has no memory for it.
 fn alloc_table(power: u32) -> *mut AtomicU32 {
-    let v: Vec<AtomicU32> = (0..(1usize << power))
-        .map(|_| AtomicU32::new(NIL))
-        .collect();
-    Box::into_raw(v.into_boxed_slice()) as *mut AtomicU32
+    const _: () = assert!(NIL == 0, "fresh mappings read as empty buckets");
+    // SAFETY: a fresh private anonymous mapping; no existing memory involved.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            table_bytes(power),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        std::ptr::null_mut()
+    } else {
+        p as *mut AtomicU32
+    }
+}
+
+fn table_bytes(power: u32) -> usize {
+    std::mem::size_of::<AtomicU32>() << power
 }
 
 impl HashTable {
@@ -81,9 +105,12 @@ impl HashTable {
         let tables: Vec<AtomicPtr<AtomicU32>> = (0..=MAX_POWER)
             .map(|_| AtomicPtr::new(std::ptr::null_mut()))
             .collect();
-        tables[power as usize].store(alloc_table(power), Ordering::Release);
+        let first = alloc_table(power);
+        assert!(!first.is_null(), "no memory for the hash table");
+        tables[power as usize].store(first, Ordering::Release);
         HashTable {
             tables,
+            retired: parking_lot::Mutex::new(Vec::new()),
             state: AtomicU64::new(power as u64),
             stripes: (0..nstripes)
                 .map(|_| {
@@ -174,13 +201,25 @@ impl HashTable {
     }
 
     /// Starts loading the header of the first item in `hv`'s bucket, where
-    /// a lookup will find its key (reading the bucket needs the stripe).
+    /// a lookup will find its key. Reads the bucket without the stripe lock:
+    /// tables stay mapped until drop (see the top), and a stale ref found in
+    /// a racing read is still a ref into the arena, so the worst outcome of a
+    /// race is a useless prefetch.
     #[inline]
     pub fn prefetch_first_item(&self, arena: &Arena, hv: u64) {
-        let r = {
-            let _g = self.lock(self.stripe_of(hv));
-            self.bucket(hv).load(Ordering::Relaxed)
-        };
+        let st = self.state.load(Ordering::Acquire);
+        let power = (st & 63) as u32;
+        let mut p = power;
+        if st & 64 != 0 && hv & ((1u64 << power) - 1) < st >> 7 {
+            p = power + 1;
+        }
+        let t = self.tables[p as usize].load(Ordering::Acquire);
+        if t.is_null() {
+            return;
+        }
+        let idx = (hv & ((1u64 << p) - 1)) as usize;
+        // SAFETY: `t` is a table of 2^p buckets that stays mapped until drop.
+        let r = unsafe { &*t.add(idx) }.load(Ordering::Relaxed);
         if r != NIL {
             let p = arena.ptr(r) as *const u8;
             prefetch(p);
@@ -268,7 +307,11 @@ impl HashTable {
         }
         let np = power + 1;
         if self.tables[np as usize].load(Ordering::Acquire).is_null() {
-            self.tables[np as usize].store(alloc_table(np), Ordering::Release);
+            let t = alloc_table(np);
+            if t.is_null() {
+                return; // no memory: keep the current table
+            }
+            self.tables[np as usize].store(t, Ordering::Release);
         }
         self.state.store(power as u64 | 64, Ordering::Release);
         let old = self.tables[power as usize].load(Ordering::Acquire);
@@ -300,34 +343,36 @@ impl HashTable {
             };
             self.state.store(st, Ordering::Release);
         }
-        // Free the old table. Safe: every old bucket was migrated under its
+        // Retire the old table. Every old bucket was migrated under its
         // stripe lock, so any thread now holding a stripe sees a state in
         // which its buckets are migrated and never reads the old table
         // (`bucket` and `for_each_in_stripe` skip migrated old buckets).
+        // Only a lock-free prefetch may still read it: the mapping stays.
         let ptr = self.tables[power as usize].swap(std::ptr::null_mut(), Ordering::AcqRel);
         if !ptr.is_null() {
-            // SAFETY: allocated by `alloc_table(power)`; unreachable (above).
+            // SAFETY: the whole mapping made by `alloc_table(power)`. Its pages
+            // read as zero (NIL) from now on; nothing writes them any more.
             unsafe {
-                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                    ptr,
-                    1usize << power,
-                )));
+                libc::madvise(ptr.cast(), table_bytes(power), libc::MADV_DONTNEED);
             }
+            self.retired.lock().push((ptr as usize, power));
         }
     }
 }
 
 impl Drop for HashTable {
     fn drop(&mut self) {
-        for (p, t) in self.tables.iter().enumerate() {
-            let ptr = t.load(Ordering::Acquire);
-            if !ptr.is_null() {
-                // SAFETY: allocated by `alloc_table(p)` as a boxed slice of 2^p.
+        let live = self.tables.iter().enumerate().map(|(p, t)| {
+            let ptr: *mut AtomicU32 = t.load(Ordering::Acquire);
+            (ptr as usize, p as u32)
+        });
+        let retired = std::mem::take(&mut *self.retired.lock());
+        for (ptr, p) in live.chain(retired) {
+            if ptr != 0 {
+                // SAFETY: a whole mapping made by `alloc_table(p)`; the table
+                // is being dropped, so nothing can read it any more.
                 unsafe {
-                    drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                        ptr,
-                        1usize << p,
-                    )));
+                    libc::munmap(ptr as *mut libc::c_void, table_bytes(p));
                 }
             }
         }

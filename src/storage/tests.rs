@@ -452,6 +452,21 @@ fn hash_table_grows_while_readable() {
         hashpower: 10,
         ..cfg(64)
     }));
+    // Prefetching reads buckets without the stripe lock, from whichever
+    // table the state names, while the maintainer migrates and retires them.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prefetcher = {
+        let (s, stop) = (s.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while n < 10_000 || !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("h{}", n % 70_000);
+                s.prefetch_item(s.prefetch_bucket(key.as_bytes()));
+                n += 1;
+            }
+            n
+        })
+    };
     for i in 0..60_000 {
         set(&s, format!("h{i}").as_bytes(), format!("v{i}").as_bytes());
     }
@@ -464,6 +479,8 @@ fn hash_table_grows_while_readable() {
             );
         }
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    prefetcher.join().expect("the prefetching thread panicked");
     assert!(
         s.stats().hash_power_level >= 15,
         "{}",
