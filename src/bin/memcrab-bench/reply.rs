@@ -4,7 +4,6 @@
 //! Anything that is not a reply the request could get is a `Desync`.
 
 use crate::workload::Spec;
-use memchr::memmem;
 
 /// What an in-flight request is waiting for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,8 +41,16 @@ pub enum Parse {
 
 fn line_at(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
     let rest = &buf[pos..];
-    let i = memmem::find(rest, b"\r\n")?;
-    Some((&rest[..i], pos + i + 2))
+    // memchr for '\r' rather than memmem::find, which builds a searcher on
+    // every call (the generator's own CPU shares the cores it measures).
+    let mut from = 0;
+    loop {
+        let i = from + memchr::memchr(b'\r', &rest[from..])?;
+        if rest.get(i + 1) == Some(&b'\n') {
+            return Some((&rest[..i], pos + i + 2));
+        }
+        from = i + 1;
+    }
 }
 
 fn is_error_line(line: &[u8]) -> bool {
