@@ -45,7 +45,11 @@ macro_rules! worker_stats {
     ($($name:ident),* $(,)?) => {
         /// Per-worker request counters, named as memcached names them in `stats`.
         #[derive(Default, Debug)]
-        pub struct WorkerStats { $(pub $name: Counter,)* }
+        pub struct WorkerStats {
+            $(pub $name: Counter,)*
+            /// Per slab class (`stats slabs`).
+            pub classes: ClassTable,
+        }
 
         /// A summed snapshot of every worker's counters.
         #[derive(Default, Debug, Clone, Copy)]
@@ -53,7 +57,10 @@ macro_rules! worker_stats {
 
         impl WorkerStats {
             pub fn add_to(&self, t: &mut WorkerTotals) { $(t.$name += self.$name.get();)* }
-            pub fn reset(&self) { $(self.$name.reset();)* }
+            pub fn reset(&self) {
+                $(self.$name.reset();)*
+                self.classes.reset();
+            }
         }
     };
 }
@@ -83,6 +90,76 @@ worker_stats!(
     bytes_written,
     conn_yields,
 );
+
+macro_rules! class_stats {
+    ($($name:ident),* $(,)?) => {
+        /// One worker's counters for one slab class: memcached's
+        /// `slab_stats`, printed per class by `stats slabs` in this order.
+        #[derive(Default, Debug)]
+        pub struct ClassStats { $(pub $name: Counter,)* }
+
+        impl ClassStats {
+            fn reset(&self) { $(self.$name.reset();)* }
+            fn add_to(&self, t: &mut [u64]) {
+                let mut i = 0;
+                $(t[i] += self.$name.get(); i += 1;)*
+                let _ = i;
+            }
+            /// The counters' names, in `stats slabs` order.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name),)*];
+        }
+    };
+}
+
+class_stats!(
+    get_hits,
+    cmd_set,
+    delete_hits,
+    incr_hits,
+    decr_hits,
+    cas_hits,
+    cas_badval,
+    touch_hits,
+);
+
+/// A worker's [`ClassStats`] for every slab class.
+#[derive(Debug)]
+pub struct ClassTable(Box<[ClassStats]>);
+
+impl Default for ClassTable {
+    fn default() -> ClassTable {
+        ClassTable(
+            (0..=crate::storage::MAX_CLASSES)
+                .map(|_| ClassStats::default())
+                .collect(),
+        )
+    }
+}
+
+impl ClassTable {
+    /// Class `cls`'s counters (class 0, counted nowhere, for an id out of range).
+    #[inline]
+    pub fn get(&self, cls: usize) -> &ClassStats {
+        self.0.get(cls).unwrap_or(&self.0[0])
+    }
+    fn reset(&self) {
+        self.0.iter().for_each(ClassStats::reset)
+    }
+}
+
+/// Class `cls`'s counters summed over every worker, named for `stats slabs`.
+pub fn class_rows(ctx: &Ctx, cls: usize) -> Vec<(&'static str, u64)> {
+    let mut t = vec![0u64; ClassStats::NAMES.len()];
+    match ctx.shared.workers.get() {
+        Some(workers) if !workers.is_empty() => {
+            for w in workers {
+                w.classes.get(cls).add_to(&mut t);
+            }
+        }
+        _ => ctx.stats.classes.get(cls).add_to(&mut t),
+    }
+    ClassStats::NAMES.iter().copied().zip(t).collect()
+}
 
 /// Counters shared by all threads (connection accounting).
 #[derive(Default, Debug)]

@@ -480,3 +480,132 @@ fn store_over_flushed_item_counts_reclaimed() {
         c.roundtrip(b"get key\r\n", b"VALUE key 0 1\r\n2\r\nEND\r\n");
     }
 }
+
+/// `stats slabs` per-class command counters (memcached's `slab_stats`): each
+/// class's `get_hits`, `cmd_set`, `delete_hits`, `incr_hits`, `decr_hits`,
+/// `cas_hits`, `cas_badval`, `touch_hits`, in memcached's order after
+/// `free_chunks_end`, counting in the class the item lives in. Text and meta
+/// commands both count; `stats reset` zeroes them.
+#[test]
+fn stats_slabs_counts_commands_per_class() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    // Small values (one class) and a 20 KB one (another class).
+    c.roundtrip(b"set a 0 0 1\r\n5\r\n", b"STORED\r\n");
+    c.roundtrip(b"set b 0 0 3\r\nabc\r\n", b"STORED\r\n");
+    let big = "x".repeat(20_000);
+    c.roundtrip(
+        format!("set big 0 0 {}\r\n{big}\r\n", big.len()).as_bytes(),
+        b"STORED\r\n",
+    );
+    c.roundtrip(b"get a\r\n", b"VALUE a 0 1\r\n5\r\nEND\r\n");
+    c.roundtrip(b"mg b v\r\n", b"VA 3\r\nabc\r\n");
+    c.roundtrip(b"get nope\r\n", b"END\r\n");
+    c.send(b"get big\r\n");
+    assert_eq!(c.read_line(), "VALUE big 0 20000\r\n");
+    c.read_line();
+    assert_eq!(c.read_line(), "END\r\n");
+    c.roundtrip(b"incr a 2\r\n", b"7\r\n");
+    c.roundtrip(b"decr a 1\r\n", b"6\r\n");
+    c.roundtrip(b"ma a\r\n", b"HD\r\n");
+    c.roundtrip(b"touch b 100\r\n", b"TOUCHED\r\n");
+    c.roundtrip(b"cas b 0 0 3 1\r\nxyz\r\n", b"EXISTS\r\n");
+    let cas: u64 = {
+        c.send(b"gets b\r\n");
+        let l = c.read_line();
+        c.read_line();
+        c.read_line();
+        l.split_whitespace().nth(4).unwrap().parse().unwrap()
+    };
+    c.roundtrip(
+        format!("cas b 0 0 3 {cas}\r\nxyz\r\n").as_bytes(),
+        b"STORED\r\n",
+    );
+    c.roundtrip(b"delete b\r\n", b"DELETED\r\n");
+    c.roundtrip(b"md nope\r\n", b"NF\r\n");
+
+    let slabs = stat_lines(&mut c, "stats slabs");
+    // class -> (field -> value), in the order the fields came
+    let mut classes: Vec<(u32, Vec<(String, u64)>)> = Vec::new();
+    for l in &slabs {
+        let mut it = l.split_whitespace().skip(1);
+        let (Some(name), Some(v)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let Some((cls, field)) = name.split_once(':') else {
+            continue;
+        };
+        let cls: u32 = cls.parse().unwrap();
+        if classes.last().is_none_or(|(c, _)| *c != cls) {
+            classes.push((cls, Vec::new()));
+        }
+        let v = v.parse().unwrap_or(0);
+        classes.last_mut().unwrap().1.push((field.to_string(), v));
+    }
+    const COUNTERS: [&str; 8] = [
+        "get_hits",
+        "cmd_set",
+        "delete_hits",
+        "incr_hits",
+        "decr_hits",
+        "cas_hits",
+        "cas_badval",
+        "touch_hits",
+    ];
+    for (cls, fields) in &classes {
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        let at = names
+            .iter()
+            .position(|&n| n == "free_chunks_end")
+            .unwrap_or_else(|| panic!("class {cls} lacks free_chunks_end: {names:?}"));
+        assert_eq!(names[at + 1..at + 9], COUNTERS, "class {cls} field order");
+    }
+    let get = |cls: u32, f: &str| {
+        classes
+            .iter()
+            .find(|(c, _)| *c == cls)
+            .and_then(|(_, fs)| fs.iter().find(|(n, _)| n == f))
+            .map_or(0, |(_, v)| *v)
+    };
+    // The class holding "a" and "b" counts everything but the big item.
+    let small = classes
+        .iter()
+        .map(|(c, _)| *c)
+        .find(|&c| get(c, "cmd_set") == 4)
+        .unwrap_or_else(|| panic!("no class counted the 4 small sets: {classes:?}"));
+    let want = [
+        ("get_hits", 3), // get a, mg b, gets b
+        ("delete_hits", 1),
+        ("incr_hits", 2),
+        ("decr_hits", 1),
+        ("cas_hits", 1),
+        ("cas_badval", 1),
+        ("touch_hits", 1),
+    ];
+    for (f, n) in want {
+        assert_eq!(get(small, f), n, "class {small} {f}");
+    }
+    let others: Vec<u32> = classes
+        .iter()
+        .map(|(c, _)| *c)
+        .filter(|&c| c != small)
+        .collect();
+    let sum = |f: &str| others.iter().map(|&c| get(c, f)).sum::<u64>();
+    assert_eq!(
+        (sum("cmd_set"), sum("get_hits")),
+        (1, 1),
+        "the 20 KB item's class"
+    );
+
+    c.roundtrip(b"stats reset\r\n", b"RESET\r\n");
+    let after = c.stats("slabs");
+    for (cls, _) in &classes {
+        for f in COUNTERS {
+            assert_eq!(
+                after.get(&format!("{cls}:{f}")).map(String::as_str),
+                Some("0"),
+                "{cls}:{f} after reset"
+            );
+        }
+    }
+}

@@ -19,8 +19,14 @@ impl<'a> Arith<'a> {
             .arith(&ArithRequest::new(self.key, self.incr, self.delta));
         let st = ctx.stats;
         match (outcome, self.incr) {
-            (ArithOutcome::Value { .. }, true) => st.incr_hits.incr(),
-            (ArithOutcome::Value { .. }, false) => st.decr_hits.incr(),
+            (ArithOutcome::Value { class, .. }, true) => {
+                st.incr_hits.incr();
+                st.classes.get(class.into()).incr_hits.incr();
+            }
+            (ArithOutcome::Value { class, .. }, false) => {
+                st.decr_hits.incr();
+                st.classes.get(class.into()).decr_hits.incr();
+            }
             (ArithOutcome::NotFound, true) => st.incr_misses.incr(),
             (ArithOutcome::NotFound, false) => st.decr_misses.incr(),
             _ => {}

@@ -16,7 +16,10 @@ impl<'a> Delete<'a> {
             .record_delete(ctx.prefix_delimiter(), self.key);
         let outcome = ctx.shared.store.delete(&DeleteRequest::new(self.key));
         match outcome {
-            DeleteOutcome::Deleted => ctx.stats.delete_hits.incr(),
+            DeleteOutcome::Deleted { class } => {
+                ctx.stats.delete_hits.incr();
+                ctx.stats.classes.get(class.into()).delete_hits.incr();
+            }
             _ => ctx.stats.delete_misses.incr(),
         }
         outcome

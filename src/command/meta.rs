@@ -310,11 +310,11 @@ fn get_and_reply(req: &MetaRequest, out: &mut Out, ctx: &Ctx, complete: bool) {
                 view.append_value_to(out);
                 out.extend_from_slice(b"\r\n");
             }
-            ttl_set
+            (ttl_set, view.class())
         });
-        if let Some(ttl_set) = hit {
+        if let Some((ttl_set, class)) = hit {
             if complete {
-                count_hit(ctx, ttl_set);
+                count_hit(ctx, ttl_set, class);
             }
             return;
         }
@@ -356,7 +356,8 @@ fn get_and_reply(req: &MetaRequest, out: &mut Out, ctx: &Ctx, complete: bool) {
                     store.get(key, GetOptions::default(), |_| ());
                 }
                 if complete {
-                    count_hit(ctx, ttl_set);
+                    let class = store.class_of_size(key.len(), 0).unwrap_or(0);
+                    count_hit(ctx, ttl_set, class);
                 }
                 return;
             }
@@ -376,13 +377,16 @@ fn get_and_reply(req: &MetaRequest, out: &mut Out, ctx: &Ctx, complete: bool) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn count_hit(ctx: &Ctx, ttl_set: bool) {
+fn count_hit(ctx: &Ctx, ttl_set: bool, class: usize) {
+    let per_class = ctx.stats.classes.get(class);
     if ttl_set {
         ctx.stats.cmd_touch.incr();
         ctx.stats.touch_hits.incr();
+        per_class.touch_hits.incr();
     } else {
         ctx.stats.cmd_get.incr();
         ctx.stats.get_hits.incr();
+        per_class.get_hits.incr();
     }
 }
 
@@ -410,25 +414,38 @@ pub fn reserve(req: &MetaRequest, len: usize, ctx: &Ctx) -> Option<Reserved> {
 
 /// `ms`: store `data` (without its trailing "\r\n").
 pub fn set(req: &MetaRequest, data: &[u8], out: &mut Vec<u8>, ctx: &Ctx) {
-    set_with(req, data, out, ctx, |sr| ctx.shared.store.store(sr));
+    set_with(req, data, data.len(), out, ctx, |sr| {
+        ctx.shared.store.store(sr)
+    });
 }
 
 /// `ms` whose data block was read into `item` (see [`reserve`]).
 pub fn set_reserved(req: &MetaRequest, item: Reserved, out: &mut Vec<u8>, ctx: &Ctx) {
-    set_with(req, b"", out, ctx, |sr| {
+    let len = item.len();
+    set_with(req, b"", len, out, ctx, |sr| {
         ctx.shared.store.store_reserved(sr, item)
     });
 }
 
+/// Stores `data` (or, through `store_fn`, a reserved item) of `len` bytes.
 fn set_with(
     req: &MetaRequest,
     data: &[u8],
+    len: usize,
     out: &mut Vec<u8>,
     ctx: &Ctx,
     store_fn: impl FnOnce(&StoreRequest) -> StoreOutcome,
 ) {
     let store = &ctx.shared.store;
     ctx.stats.cmd_set.incr();
+    // memcached counts a set in the class of the item it allocates for the
+    // new data, and cas results in the existing item's class, approximated
+    // here by the new one's (the same unless the size moved to another class).
+    let per_class = ctx
+        .stats
+        .classes
+        .get(store.class_of_size(req.key().len(), len).unwrap_or(0));
+    per_class.cmd_set.incr();
     let mode = set_mode(req);
     let mut sr = StoreRequest::new(
         req.key(),
@@ -452,8 +469,14 @@ fn set_with(
     let outcome = store_fn(&sr);
     if sr.compare_cas.is_some() {
         match outcome {
-            StoreOutcome::Stored(_) => ctx.stats.cas_hits.incr(),
-            StoreOutcome::Exists => ctx.stats.cas_badval.incr(),
+            StoreOutcome::Stored(_) => {
+                ctx.stats.cas_hits.incr();
+                per_class.cas_hits.incr();
+            }
+            StoreOutcome::Exists => {
+                ctx.stats.cas_badval.incr();
+                per_class.cas_badval.incr();
+            }
             StoreOutcome::NotFound => ctx.stats.cas_misses.incr(),
             _ => {}
         }
@@ -521,9 +544,10 @@ pub fn delete(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
         dr.remove_value = req.remove_value;
     }
     let code: &[u8] = match ctx.shared.store.delete(&dr) {
-        DeleteOutcome::Deleted => {
+        DeleteOutcome::Deleted { class } => {
             if !req.invalidate {
                 ctx.stats.delete_hits.incr();
+                ctx.stats.classes.get(class.into()).delete_hits.incr();
             }
             if req.quiet {
                 return;
@@ -585,13 +609,17 @@ pub fn arith(req: &MetaRequest, out: &mut Vec<u8>, ctx: &Ctx) {
             cas,
             exptime,
             created,
+            class,
         } => {
+            let per_class = ctx.stats.classes.get(class.into());
             if created {
                 // memcached counts nothing for a vivified counter
             } else if incr {
                 ctx.stats.incr_hits.incr();
+                per_class.incr_hits.incr();
             } else {
                 ctx.stats.decr_hits.incr();
+                per_class.decr_hits.incr();
             }
             // Apply T and N in flag order, as memcached's reply loop does; a
             // new counter starts without a TTL until N is reached.

@@ -35,16 +35,21 @@ impl Retrieve {
             no_bump: false,
             new_exptime: self.touch,
         };
-        let r = ctx.shared.store.get(key, opts, |view| f(view));
+        let r = ctx
+            .shared
+            .store
+            .get(key, opts, |view| (view.class(), f(view)));
         let st = ctx.stats;
         ctx.shared
             .server_stats
             .detail
             .record_get(ctx.prefix_delimiter(), key, r.is_some());
+        let class = r.as_ref().map_or(0, |&(c, _)| c);
         match (self.touch.is_some(), r.is_some()) {
             (false, true) => {
                 st.cmd_get.incr();
                 st.get_hits.incr();
+                st.classes.get(class).get_hits.incr();
             }
             (false, false) => {
                 st.cmd_get.incr();
@@ -53,13 +58,14 @@ impl Retrieve {
             (true, true) => {
                 st.cmd_touch.incr();
                 st.touch_hits.incr();
+                st.classes.get(class).touch_hits.incr();
             }
             (true, false) => {
                 st.cmd_touch.incr();
                 st.touch_misses.incr();
             }
         }
-        r
+        r.map(|(_, out)| out)
     }
 }
 
@@ -84,10 +90,12 @@ impl<'a> Touch<'a> {
             no_bump: false,
             new_exptime: Some(self.exptime),
         };
-        let hit = ctx.shared.store.get(self.key, opts, |_| ()).is_some();
+        let class = ctx.shared.store.get(self.key, opts, |v| v.class());
+        let hit = class.is_some();
         ctx.stats.cmd_touch.incr();
-        if hit {
+        if let Some(c) = class {
             ctx.stats.touch_hits.incr();
+            ctx.stats.classes.get(c).touch_hits.incr();
         } else {
             ctx.stats.touch_misses.incr();
         }

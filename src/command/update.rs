@@ -3,6 +3,7 @@
 
 use super::Ctx;
 use crate::clock::{self, RelTime};
+use crate::stats::ClassStats;
 use crate::storage::{DeleteRequest, Reserved, SetMode, StoreOutcome, StoreRequest};
 
 /// memcached's per-item header (48 bytes; +8 with CAS) plus the key's NUL and
@@ -68,19 +69,30 @@ impl<'a> Update<'a> {
         }
     }
 
-    /// The data block did not end in "\r\n": memcached still counts the set.
-    pub fn bad_data(&self, ctx: &Ctx) {
+    /// The `len`-byte data block did not end in "\r\n": memcached still
+    /// counts the set.
+    pub fn bad_data(&self, ctx: &Ctx, len: usize) {
         ctx.shared
             .server_stats
             .detail
             .record_set(ctx.prefix_delimiter(), self.key);
         ctx.stats.cmd_set.incr();
+        self.class_stats(ctx, len).cmd_set.incr();
+    }
+
+    /// The per-class counters of a `len`-byte value's class: memcached
+    /// counts a set in the class of the item it allocates for the new data,
+    /// and cas results in the existing item's class, approximated here by
+    /// the new one's (the same unless the size moved to another class).
+    fn class_stats<'c>(&self, ctx: &Ctx<'c>, len: usize) -> &'c ClassStats {
+        let cls = ctx.shared.store.class_of_size(self.key.len(), len);
+        ctx.stats.classes.get(cls.unwrap_or(0))
     }
 
     /// Stores `value` and counts `cmd_set` and the cas counters.
     pub fn execute(&self, ctx: &Ctx, value: &[u8]) -> StoreOutcome {
         let req = self.request(value);
-        self.counted(ctx, || ctx.shared.store.store(&req))
+        self.counted(ctx, value.len(), || ctx.shared.store.store(&req))
     }
 
     /// An item to read a data block of `len` bytes straight into (see
@@ -97,7 +109,8 @@ impl<'a> Update<'a> {
     /// [`Update::execute`] for a value already read into `item`.
     pub fn execute_reserved(&self, ctx: &Ctx, item: Reserved) -> StoreOutcome {
         let req = self.request(b"");
-        self.counted(ctx, || ctx.shared.store.store_reserved(&req, item))
+        let len = item.len();
+        self.counted(ctx, len, || ctx.shared.store.store_reserved(&req, item))
     }
 
     fn request(&self, value: &'a [u8]) -> StoreRequest<'a> {
@@ -106,18 +119,26 @@ impl<'a> Update<'a> {
         req
     }
 
-    /// Runs the store and counts it like memcached.
-    fn counted(&self, ctx: &Ctx, store: impl FnOnce() -> StoreOutcome) -> StoreOutcome {
+    /// Runs the store of a `len`-byte value and counts it like memcached.
+    fn counted(&self, ctx: &Ctx, len: usize, store: impl FnOnce() -> StoreOutcome) -> StoreOutcome {
         ctx.shared
             .server_stats
             .detail
             .record_set(ctx.prefix_delimiter(), self.key);
         let outcome = store();
         ctx.stats.cmd_set.incr();
+        let per_class = self.class_stats(ctx, len);
+        per_class.cmd_set.incr();
         if self.compare_cas.is_some() {
             match outcome {
-                StoreOutcome::Stored(_) => ctx.stats.cas_hits.incr(),
-                StoreOutcome::Exists => ctx.stats.cas_badval.incr(),
+                StoreOutcome::Stored(_) => {
+                    ctx.stats.cas_hits.incr();
+                    per_class.cas_hits.incr();
+                }
+                StoreOutcome::Exists => {
+                    ctx.stats.cas_badval.incr();
+                    per_class.cas_badval.incr();
+                }
                 StoreOutcome::NotFound => ctx.stats.cas_misses.incr(),
                 _ => {}
             }

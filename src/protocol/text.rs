@@ -523,7 +523,7 @@ pub fn finish_update(line: &[u8], item: Reserved, tail_ok: bool, out: &mut Out, 
     let mut cmd = Update::new(key, flags, exptime, mode);
     cmd.compare_cas = cas;
     if !tail_ok {
-        cmd.bad_data(ctx);
+        cmd.bad_data(ctx, item.len());
         reply(out, noreply, BAD_CHUNK);
         return;
     }
@@ -581,7 +581,7 @@ pub fn handle(
                 return nread::begin(nread, line, rest, bytes, reserve).unwrap_or(Step::NeedMore);
             }
             if &rest[bytes..total] != b"\r\n" {
-                cmd.bad_data(ctx);
+                cmd.bad_data(ctx, bytes);
                 reply(out, noreply, BAD_CHUNK);
                 return Step::Done(total);
             }
@@ -590,7 +590,7 @@ pub fn handle(
         }
         Request::Delete { key, noreply } => {
             let msg: &[u8] = match (Delete { key }).execute(ctx) {
-                DeleteOutcome::Deleted => b"DELETED",
+                DeleteOutcome::Deleted { .. } => b"DELETED",
                 DeleteOutcome::NotFound | DeleteOutcome::Exists => b"NOT_FOUND",
             };
             reply(out, noreply, msg);
@@ -921,9 +921,11 @@ fn stats(group: Option<&[u8]>, arg: Option<&[u8]>, out: &mut Vec<u8>, ctx: &Ctx)
             st::write_rows(out, &rows);
         }
         Some(g) => {
-            let rows = std::str::from_utf8(g)
-                .ok()
-                .and_then(|g| ctx.shared.store.stats_group(g));
+            let rows = std::str::from_utf8(g).ok().and_then(|g| {
+                ctx.shared
+                    .store
+                    .stats_group_with(g, &|cls| st::class_rows(ctx, cls))
+            });
             match rows {
                 Some(rows) => st::write_rows(out, &rows),
                 None => reply(out, false, b"ERROR"),

@@ -87,6 +87,10 @@ pub(crate) struct Inner {
     pub arena: Arena,
     pub lay: Layout,
     pub classes: Vec<ClassInfo>,
+    /// The class for each item size up to `CLASS_LUT_MAX`, by size / 8
+    /// rounded up (0: none, chain it): what `class_for` answers without a
+    /// search, for every small set.
+    class_lut: Box<[u8]>,
     pub cstate: Vec<CachePadded<Mutex<ClassState>>>,
     pub pool: Mutex<PagePool>,
     /// Owner class of each page (0 = none).
@@ -128,6 +132,8 @@ pub(crate) struct Inner {
 pub struct ItemView<'a> {
     pub key: &'a [u8],
     pub meta: ItemMeta,
+    /// Slab class of the item (of its head chunk when chained).
+    class: u8,
     first: &'a [u8],
     next: Ref,
     len: usize,
@@ -164,6 +170,10 @@ impl<'a> ItemView<'a> {
     pub fn value_len(&self) -> usize {
         self.len
     }
+    /// The item's slab class (the per-class counters of `stats slabs`).
+    pub fn class(&self) -> usize {
+        usize::from(self.class)
+    }
     /// The value as contiguous pieces (one for small items, several for chained ones).
     pub fn value_parts(&self) -> ValueParts<'a> {
         ValueParts {
@@ -178,6 +188,15 @@ impl<'a> ItemView<'a> {
             out.extend_from_slice(p);
         }
     }
+}
+
+/// Item sizes whose class `class_for` looks up in a table (2 KB of it).
+const CLASS_LUT_MAX: usize = 16 * 1024;
+
+/// Smallest class of `classes` whose chunks hold `total` bytes, or None.
+fn search_class(classes: &[ClassInfo], total: usize) -> Option<usize> {
+    let i = classes[1..].partition_point(|c| c.size < total) + 1;
+    (i < classes.len()).then_some(i)
 }
 
 /// Where the bytes of a new value come from (new data or an old item's parts).
@@ -201,8 +220,14 @@ impl Inner {
         );
         let max_pages = arena.max_pages();
         let limit = Self::pages_for(cfg.memory_limit, page_size, max_pages);
+        // Class sizes are multiples of 8, so every size in one 8-byte step
+        // has the same class.
+        let class_lut = (0..=CLASS_LUT_MAX / 8)
+            .map(|i| search_class(&classes, i * 8).unwrap_or(0) as u8)
+            .collect();
         Inner {
             lay,
+            class_lut,
             cstate: (0..classes.len())
                 .map(|_| CachePadded::new(Mutex::new(ClassState::default())))
                 .collect(),
@@ -287,10 +312,23 @@ impl Inner {
         self.classes.len() - 1
     }
 
+    /// The class an item of this key and value length is stored in (the
+    /// head's, for a chained item), or None when it exceeds `-I`.
+    pub fn class_of_size(&self, nkey: usize, nbytes: usize) -> Option<usize> {
+        let total = self.lay.total(nkey, nbytes);
+        if total > self.cfg.item_size_max {
+            return None;
+        }
+        Some(self.class_for(total).unwrap_or(self.largest_class()))
+    }
+
     /// Smallest class whose chunks hold `total` bytes, or None (chain it).
+    #[inline]
     fn class_for(&self, total: usize) -> Option<usize> {
-        let i = self.classes[1..].partition_point(|c| c.size < total) + 1;
-        (i < self.classes.len()).then_some(i)
+        match self.class_lut.get(total.div_ceil(8)) {
+            Some(&c) => (c != 0).then_some(usize::from(c)),
+            None => search_class(&self.classes, total),
+        }
     }
 
     #[inline]
@@ -1236,6 +1274,7 @@ impl Inner {
                 stale: b & bits::STALE != 0,
                 win_sent: b & bits::WIN != 0,
             },
+            class: h.clsid.load(Relaxed),
             first,
             next,
             len: h.nbytes.load(Relaxed) as usize,
@@ -1529,6 +1568,9 @@ impl Inner {
         }
         let c = self.chunk(r);
         let h = c.hdr();
+        let deleted = DeleteOutcome::Deleted {
+            class: h.clsid.load(Relaxed),
+        };
         if let Some(cas) = req.compare_cas {
             if !self.cas_matches(c, cas) {
                 return DeleteOutcome::Exists;
@@ -1545,13 +1587,13 @@ impl Inner {
                 .new_cas
                 .unwrap_or_else(|| self.next_cas(c.cas(&self.lay)));
             c.set_cas(&self.lay, cas);
-            return DeleteOutcome::Deleted;
+            return deleted;
         }
         if req.remove_value {
             // Replace with an empty value, keeping key, exptime and CAS.
             let Some(n) = self.alloc_item(req.key, 0, Some(s), r) else {
                 self.unlink_free(hv, r);
-                return DeleteOutcome::Deleted;
+                return deleted;
             };
             let nh = self.chunk(n).hdr();
             nh.flags.store(0, Relaxed);
@@ -1561,10 +1603,10 @@ impl Inner {
             let cas = req.new_cas.unwrap_or_else(|| c.cas(&self.lay));
             self.chunk(n).set_cas(&self.lay, cas);
             self.link(hv, n, r, now);
-            return DeleteOutcome::Deleted;
+            return deleted;
         }
         self.unlink_free(hv, r);
-        DeleteOutcome::Deleted
+        deleted
     }
 
     pub fn arith(&self, req: &ArithRequest) -> ArithOutcome {
@@ -1585,6 +1627,7 @@ impl Inner {
                         cas,
                         exptime,
                         created: true,
+                        class: self.class_of_size(req.key.len(), text.len()).unwrap_or(0) as u8,
                     },
                     StoreOutcome::NotStored => self.arith(&ArithRequest {
                         vivify: None,
@@ -1597,6 +1640,7 @@ impl Inner {
         }
         let c = self.chunk(r);
         let h = c.hdr();
+        let class = h.clsid.load(Relaxed);
         let (cur_bytes, _) = self.value_parts(r);
         // memcached: an empty or chained value is non-numeric before the CAS
         // is compared (a non-numeric text after it)
@@ -1616,8 +1660,8 @@ impl Inner {
         } else {
             cur.saturating_sub(req.delta)
         };
-        let text_s = value.to_string();
-        let text = text_s.as_bytes();
+        let mut digits = [0u8; 20];
+        let text = decimal(value, &mut digits);
         let old_len = cur_bytes.len();
         let cas = req
             .new_cas
@@ -1654,6 +1698,7 @@ impl Inner {
             cas: if self.cfg.use_cas { cas } else { 0 },
             exptime,
             created: false,
+            class,
         }
     }
 
@@ -1694,6 +1739,19 @@ impl Inner {
     }
 }
 
+/// `v` in decimal, written into `buf` (no allocation: increments are a hot path).
+fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
 /// A stored counter read as memcached's `safe_strtoull` reads the value
 /// (which it sees followed by "\r\n"): leading whitespace, an optional sign,
 /// decimal digits without overflow, then the end or whitespace (anything
@@ -1728,6 +1786,36 @@ pub fn parse_u64(v: &[u8]) -> Option<u64> {
         }
     }
     Some(n)
+}
+
+#[cfg(test)]
+#[test]
+fn class_table_agrees_with_the_search() {
+    for factor in [1.05, 1.25, 2.0] {
+        let inner = Inner::new(StoreConfig {
+            growth_factor: factor,
+            lru_crawler: false,
+            lru_maintainer: false,
+            ..StoreConfig::default()
+        });
+        assert!(inner.classes.len() < 256, "class ids fit the table's u8");
+        for total in 0..CLASS_LUT_MAX + 100 {
+            assert_eq!(
+                inner.class_for(total),
+                search_class(&inner.classes, total),
+                "total {total}, factor {factor}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn decimal_writes_every_magnitude() {
+    let mut buf = [0u8; 20];
+    for v in [0, 1, 9, 10, 99, 100, 12345, u64::MAX / 10, u64::MAX] {
+        assert_eq!(decimal(v, &mut buf), v.to_string().as_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -1857,7 +1945,10 @@ mod perf_tests {
         // A much larger value moves to another chunk; accounting still adds up.
         set(&s, b"k", &[b'c'; 5000]);
         assert_eq!(get(&s, b"k").unwrap().0, vec![b'c'; 5000]);
-        assert_eq!(s.delete(&DeleteRequest::new(b"k")), DeleteOutcome::Deleted);
+        assert!(matches!(
+            s.delete(&DeleteRequest::new(b"k")),
+            DeleteOutcome::Deleted { .. }
+        ));
         assert_eq!(s.stats().bytes, 0);
         assert_eq!(s.stats().curr_items, 0);
     }

@@ -25,6 +25,7 @@ use std::thread::JoinHandle;
 pub use engine::{parse_u64, ItemView, ValueParts};
 pub use hash::hash_key;
 pub use maintainer::ReassignResult;
+pub use slab::MAX_CLASSES;
 
 /// Settings the store needs, taken from the command line.
 #[derive(Clone, Debug)]
@@ -192,7 +193,10 @@ impl<'a> DeleteRequest<'a> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeleteOutcome {
-    Deleted,
+    /// Deleted (or invalidated); the item's slab class, for `stats slabs`.
+    Deleted {
+        class: u8,
+    },
     NotFound,
     Exists,
 }
@@ -227,12 +231,14 @@ impl<'a> ArithRequest<'a> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArithOutcome {
-    /// New value and new CAS; `created` when vivified.
+    /// New value and new CAS; `created` when vivified. `class`: the slab
+    /// class of the item found (for `stats slabs`).
     Value {
         value: u64,
         cas: u64,
         exptime: RelTime,
         created: bool,
+        class: u8,
     },
     NotFound,
     NonNumeric,
@@ -386,7 +392,24 @@ impl Store {
 
     /// `stats slabs`, `stats items`, `stats sizes`: (name, value) rows, or None for unknown groups.
     pub fn stats_group(&self, group: &str) -> Option<Vec<(String, String)>> {
-        report::group(&self.inner, group)
+        report::group(&self.inner, group, &|_| Vec::new())
+    }
+
+    /// [`Store::stats_group`] with rows of the caller's own for each class
+    /// that `stats slabs` lists (memcached's per-class command counters,
+    /// which the command layer keeps): `per_class(class)` gives them.
+    pub fn stats_group_with(
+        &self,
+        group: &str,
+        per_class: &dyn Fn(usize) -> Vec<(&'static str, u64)>,
+    ) -> Option<Vec<(String, String)>> {
+        report::group(&self.inner, group, per_class)
+    }
+
+    /// The slab class an item with this key and value length goes to, or
+    /// None when it is larger than `-I` allows.
+    pub fn class_of_size(&self, nkey: usize, nbytes: usize) -> Option<usize> {
+        self.inner.class_of_size(nkey, nbytes)
     }
 
     /// `slabs reassign <src> <dst>`: moves one page from class `src` (-1 =

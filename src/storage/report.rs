@@ -48,7 +48,11 @@ pub(crate) fn stats(inner: &Inner) -> StoreStats {
     s
 }
 
-pub(crate) fn group(inner: &Inner, name: &str) -> Option<Rows> {
+pub(crate) fn group(
+    inner: &Inner,
+    name: &str,
+    per_class: &dyn Fn(usize) -> Vec<(&'static str, u64)>,
+) -> Option<Rows> {
     let mut rows = Rows::new();
     let now = clock::now();
     match name {
@@ -70,6 +74,9 @@ pub(crate) fn group(inner: &Inner, name: &str) -> Option<Rows> {
                 row(&mut rows, p("used_chunks"), total - cs.free.count as usize);
                 row(&mut rows, p("free_chunks"), cs.free.count);
                 row(&mut rows, p("free_chunks_end"), 0);
+                for (name, v) in per_class(cls) {
+                    row(&mut rows, p(name), v);
+                }
                 row(&mut rows, p("mem_requested"), cs.requested);
             }
             let st = stats(inner);

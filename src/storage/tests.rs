@@ -65,7 +65,10 @@ fn set_get_delete_modes() {
     assert_eq!(get(&s, b"b").as_deref(), Some(&b"<yy>"[..]));
     assert_eq!(get_meta(&s, b"b").map(|m| m.flags), Some(7));
     assert_eq!(add(b"zz", b"x", SetMode::Append), StoreOutcome::NotStored);
-    assert_eq!(s.delete(&DeleteRequest::new(b"b")), DeleteOutcome::Deleted);
+    assert!(matches!(
+        s.delete(&DeleteRequest::new(b"b")),
+        DeleteOutcome::Deleted { .. }
+    ));
     assert_eq!(s.delete(&DeleteRequest::new(b"b")), DeleteOutcome::NotFound);
     assert_eq!(get(&s, b"b"), None);
     let st = s.stats();
@@ -95,7 +98,7 @@ fn cas_semantics() {
     d.compare_cas = Some(c1);
     assert_eq!(s.delete(&d), DeleteOutcome::Exists);
     d.compare_cas = Some(c2);
-    assert_eq!(s.delete(&d), DeleteOutcome::Deleted);
+    assert!(matches!(s.delete(&d), DeleteOutcome::Deleted { .. }));
     // -C: no CAS stored, always 0.
     let s = Store::new(StoreConfig {
         use_cas: false,
@@ -166,7 +169,7 @@ fn meta_fields_write_back() {
     assert_eq!(m.exptime, clock::now() + 100);
     let mut d = DeleteRequest::new(b"k");
     d.invalidate = Some(Some(clock::now() + 30));
-    assert_eq!(s.delete(&d), DeleteOutcome::Deleted);
+    assert!(matches!(s.delete(&d), DeleteOutcome::Deleted { .. }));
     let m = get_meta(&s, b"k").unwrap();
     assert!(m.stale && !m.win_sent);
     let mut d = DeleteRequest::new(b"k");
