@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod decimal;
 pub mod protocol;
 pub mod server;
 pub mod stats;

@@ -468,18 +468,7 @@ fn set_with(
         && matches!(mode, SetMode::Set | SetMode::Replace);
     let outcome = store_fn(&sr);
     if sr.compare_cas.is_some() {
-        match outcome {
-            StoreOutcome::Stored(_) => {
-                ctx.stats.cas_hits.incr();
-                per_class.cas_hits.incr();
-            }
-            StoreOutcome::Exists => {
-                ctx.stats.cas_badval.incr();
-                per_class.cas_badval.incr();
-            }
-            StoreOutcome::NotFound => ctx.stats.cas_misses.incr(),
-            _ => {}
-        }
+        super::update::count_cas(ctx, per_class, outcome);
     }
     let (code, cas): (&[u8], u64) = match outcome {
         StoreOutcome::Stored(cas) => (b"HD", cas),

@@ -130,22 +130,28 @@ impl<'a> Update<'a> {
         let per_class = self.class_stats(ctx, len);
         per_class.cmd_set.incr();
         if self.compare_cas.is_some() {
-            match outcome {
-                StoreOutcome::Stored(_) => {
-                    ctx.stats.cas_hits.incr();
-                    per_class.cas_hits.incr();
-                }
-                StoreOutcome::Exists => {
-                    ctx.stats.cas_badval.incr();
-                    per_class.cas_badval.incr();
-                }
-                StoreOutcome::NotFound => ctx.stats.cas_misses.incr(),
-                _ => {}
-            }
+            count_cas(ctx, per_class, outcome);
         }
         if matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
             self.rejected(ctx, outcome);
         }
         outcome
+    }
+}
+
+/// Counts the result of a store with a CAS (`cas`, `ms C`) like memcached:
+/// hits and mismatches also in `per_class`, the value's class.
+pub(super) fn count_cas(ctx: &Ctx, per_class: &ClassStats, outcome: StoreOutcome) {
+    match outcome {
+        StoreOutcome::Stored(_) => {
+            ctx.stats.cas_hits.incr();
+            per_class.cas_hits.incr();
+        }
+        StoreOutcome::Exists => {
+            ctx.stats.cas_badval.incr();
+            per_class.cas_badval.incr();
+        }
+        StoreOutcome::NotFound => ctx.stats.cas_misses.incr(),
+        _ => {}
     }
 }

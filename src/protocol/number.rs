@@ -67,18 +67,9 @@ pub fn strtol32(s: &[u8]) -> Option<i64> {
 
 /// Appends `v` in decimal without allocating.
 #[inline]
-pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+pub fn push_u64(out: &mut Vec<u8>, v: u64) {
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+    out.extend_from_slice(crate::decimal::decimal(v, &mut buf));
 }
 
 /// Appends `v` in decimal (with a leading `-` when negative) without allocating.

@@ -1661,7 +1661,7 @@ impl Inner {
             cur.saturating_sub(req.delta)
         };
         let mut digits = [0u8; 20];
-        let text = decimal(value, &mut digits);
+        let text = crate::decimal::decimal(value, &mut digits);
         let old_len = cur_bytes.len();
         let cas = req
             .new_cas
@@ -1739,19 +1739,6 @@ impl Inner {
     }
 }
 
-/// `v` in decimal, written into `buf` (no allocation: increments are a hot path).
-fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            return &buf[i..];
-        }
-    }
-}
-
 /// A stored counter read as memcached's `safe_strtoull` reads the value
 /// (which it sees followed by "\r\n"): leading whitespace, an optional sign,
 /// decimal digits without overflow, then the end or whitespace (anything
@@ -1806,15 +1793,6 @@ fn class_table_agrees_with_the_search() {
                 "total {total}, factor {factor}"
             );
         }
-    }
-}
-
-#[cfg(test)]
-#[test]
-fn decimal_writes_every_magnitude() {
-    let mut buf = [0u8; 20];
-    for v in [0, 1, 9, 10, 99, 100, 12345, u64::MAX / 10, u64::MAX] {
-        assert_eq!(decimal(v, &mut buf), v.to_string().as_bytes());
     }
 }
 
