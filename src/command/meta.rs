@@ -438,13 +438,7 @@ fn set_with(
 ) {
     let store = &ctx.shared.store;
     ctx.stats.cmd_set.incr();
-    // memcached counts a set in the class of the item it allocates for the
-    // new data, and cas results in the existing item's class, approximated
-    // here by the new one's (the same unless the size moved to another class).
-    let per_class = ctx
-        .stats
-        .classes
-        .get(store.class_of_size(req.key().len(), len).unwrap_or(0));
+    let per_class = super::update::set_class_stats(ctx, req.key(), len);
     per_class.cmd_set.incr();
     let mode = set_mode(req);
     let mut sr = StoreRequest::new(

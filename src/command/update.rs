@@ -80,13 +80,8 @@ impl<'a> Update<'a> {
         self.class_stats(ctx, len).cmd_set.incr();
     }
 
-    /// The per-class counters of a `len`-byte value's class: memcached
-    /// counts a set in the class of the item it allocates for the new data,
-    /// and cas results in the existing item's class, approximated here by
-    /// the new one's (the same unless the size moved to another class).
     fn class_stats<'c>(&self, ctx: &Ctx<'c>, len: usize) -> &'c ClassStats {
-        let cls = ctx.shared.store.class_of_size(self.key.len(), len);
-        ctx.stats.classes.get(cls.unwrap_or(0))
+        set_class_stats(ctx, self.key, len)
     }
 
     /// Stores `value` and counts `cmd_set` and the cas counters.
@@ -137,6 +132,15 @@ impl<'a> Update<'a> {
         }
         outcome
     }
+}
+
+/// The per-class counters a store of `key` with a `len`-byte value counts
+/// in: memcached counts a set in the class of the item it allocates for the
+/// new data, and cas results in the existing item's class, approximated here
+/// by the new one's (the same unless the size moved to another class).
+pub(super) fn set_class_stats<'c>(ctx: &Ctx<'c>, key: &[u8], len: usize) -> &'c ClassStats {
+    let cls = ctx.shared.store.class_of_size(key.len(), len);
+    ctx.stats.classes.get(cls.unwrap_or(0))
 }
 
 /// Counts the result of a store with a CAS (`cas`, `ms C`) like memcached:
