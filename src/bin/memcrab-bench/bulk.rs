@@ -28,8 +28,7 @@ use mio::{Events, Poll};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::ops::Range;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 struct Batch {
     req: Range<usize>,
@@ -367,8 +366,8 @@ pub fn drive(
     // flight the socket polls readable only once `depth - 1` replies could be
     // there (SO_RCVLOWAT), while the server works on the last one. Safe: after
     // a read drains the socket, what is still owed (the rest of the oldest
-    // reply plus `depth - 1` whole ones) is at least that much; the 5 ms idle
-    // sweep below covers anything else (e.g. a short error reply).
+    // reply plus `depth - 1` whole ones) is at least that much; the idle
+    // sweep below (after `POLL_TIMEOUT` without events) covers anything else (e.g. a short error reply).
     let lowat = (pool.min_reply() * (sh.depth - 1)).clamp(1, READ_CHUNK / 2) as libc::c_int;
     for c in conns.iter().filter(|c| !c.dead) {
         set_rcvlowat(&c.sock, lowat);
@@ -381,14 +380,11 @@ pub fn drive(
     }
     let mut since_publish = 0u64;
     loop {
-        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(5))) {
-            if e.kind() != ErrorKind::Interrupted {
-                st.first_error.get_or_insert_with(|| format!("poll: {e}"));
-                return;
-            }
+        if !crate::runner::wait(poll, &mut events, st) {
+            return;
         }
         if events.is_empty() {
-            // Nothing woke us for 5 ms: read what is there below the low-water mark.
+            // Nothing woke us for a while: read what is there below the low-water mark.
             for c in conns.iter_mut().filter(|c| !c.dead) {
                 if c.on_readable(pool, &mut rbuf, st, window) > 0 && !c.dead {
                     c.fill(pool, sh.depth, Instant::now());
@@ -413,8 +409,7 @@ pub fn drive(
                 c.flush(pool, st);
             }
         }
-        sh.publish(st.ops, &mut since_publish, 10_000);
-        if Instant::now() >= window.end || sh.stop.load(Ordering::Acquire) {
+        if sh.pass_done(st.ops, &mut since_publish, 10_000, window) {
             return;
         }
         if conns.iter().all(|c| c.dead) {

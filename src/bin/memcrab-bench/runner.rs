@@ -38,6 +38,14 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// End of a measured pass: publishes the thread's count (see
+    /// [`Shared::publish`]) and says whether the run is over (window closed
+    /// or op cap reached).
+    pub fn pass_done(&self, ops: u64, published: &mut u64, every: u64, window: Window) -> bool {
+        self.publish(ops, published, every);
+        Instant::now() >= window.end || self.stop.load(Ordering::Acquire)
+    }
+
     /// Adds a thread's requests recorded since `*published` to the shared
     /// count once there are at least `every` of them (one shared write per
     /// batch, not per request), and stops the run at `--max-ops`.
@@ -50,6 +58,21 @@ impl Shared {
                 let _ = self.stopped_at.set(Instant::now());
             }
         }
+    }
+}
+
+/// How long a generator's event loop waits for events before it looks at
+/// its connections anyway.
+pub const POLL_TIMEOUT: Duration = Duration::from_millis(5);
+
+/// One wait for events; false (the error recorded) when polling failed.
+pub fn wait(poll: &mut Poll, events: &mut Events, st: &mut ThreadStats) -> bool {
+    match poll.poll(events, Some(POLL_TIMEOUT)) {
+        Err(e) if e.kind() != std::io::ErrorKind::Interrupted => {
+            st.first_error.get_or_insert_with(|| format!("poll: {e}"));
+            false
+        }
+        _ => true,
     }
 }
 
@@ -174,11 +197,8 @@ fn drive(
     let mut results: Vec<(usize, std::io::Result<usize>)> = Vec::new();
     let mut since_publish = 0u64;
     loop {
-        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(5))) {
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                st.first_error.get_or_insert_with(|| format!("poll: {e}"));
-                return;
-            }
+        if !wait(poll, &mut events, st) {
+            return;
         }
         for ev in events.iter() {
             let Some(c) = conns.get_mut(ev.token().0) else {
@@ -224,8 +244,7 @@ fn drive(
         }
         match window {
             Some(w) => {
-                sh.publish(st.ops, &mut since_publish, 1000);
-                if Instant::now() >= w.end || sh.stop.load(Ordering::Acquire) {
+                if sh.pass_done(st.ops, &mut since_publish, 1000, w) {
                     return;
                 }
             }
