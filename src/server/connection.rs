@@ -28,6 +28,14 @@ use std::sync::Arc;
 
 /// Initial (and shrink-back) size of the read buffer.
 const RBUF_INIT: usize = 16 * 1024;
+/// After a large data block went straight into its item, the next reads
+/// into an empty buffer take at most this much: the next request is likely
+/// another large set, and whatever of its value this read takes is copied
+/// from the buffer into the item, while the rest goes straight in. A get or
+/// a set's command line fits easily.
+const SMALL_READ: usize = 2048;
+/// How many reads after such a block stop at `SMALL_READ`.
+const SMALL_READS: u8 = 8;
 /// Initial capacity of an output buffer.
 const WBUF_INIT: usize = 16 * 1024;
 /// Output capacity worth keeping in the pool; bigger buffers are freed.
@@ -237,6 +245,9 @@ pub struct Connection {
     /// A large value went straight to the socket (`Out`'s direct write)
     /// since [`Connection::take_sent_direct`]: its client was woken mid-pass.
     sent_direct: bool,
+    /// Reads left that stop at `SMALL_READ` bytes: set when a data block
+    /// was read straight into its item (see `read_some`).
+    small_reads: u8,
 }
 
 impl Connection {
@@ -263,6 +274,7 @@ impl Connection {
             read_failed: false,
             read_ahead: false,
             sent_direct: false,
+            small_reads: 0,
         }
     }
 
@@ -368,9 +380,13 @@ impl Connection {
                 return self.read_into_item(ctx, want);
             }
         }
+        let mut room = self.rbuf.len() - self.rlen;
+        if self.rlen == 0 && self.small_reads > 0 {
+            self.small_reads -= 1;
+            room = room.min(SMALL_READ);
+        }
         loop {
-            let room = self.rbuf.len() - self.rlen;
-            let res = self.sock.read(&mut self.rbuf[self.rlen..]);
+            let res = self.sock.read(&mut self.rbuf[self.rlen..self.rlen + room]);
             match self.settle_read(res, room) {
                 None => continue,
                 Some(Ok(n)) if n > 0 => {
@@ -427,6 +443,7 @@ impl Connection {
                 None => continue,
                 Some(Ok(n)) if n > 0 => {
                     self.info.touch(crate::clock::now());
+                    self.small_reads = SMALL_READS;
                     let into_item = n.min(want);
                     self.session.nread_advance(into_item);
                     self.rlen = n - into_item;
