@@ -168,22 +168,28 @@ impl HashTable {
         self.state.load(Ordering::Acquire) & 64 != 0
     }
 
-    /// The bucket for `hv`. Caller holds `hv`'s stripe lock.
+    /// Where `hv`'s bucket is, as the current state says: the table (null
+    /// if it was retired since the state was read) and the index in it.
+    /// During growth, buckets already migrated are in the new table.
     #[inline]
-    fn bucket(&self, hv: u64) -> &AtomicU32 {
+    fn slot(&self, hv: u64) -> (*mut AtomicU32, usize) {
         let st = self.state.load(Ordering::Acquire);
         let power = (st & 63) as u32;
         let mut p = power;
-        if st & 64 != 0 {
-            let next = st >> 7;
-            if hv & ((1u64 << power) - 1) < next {
-                p = power + 1;
-            }
+        if st & 64 != 0 && hv & ((1u64 << power) - 1) < st >> 7 {
+            p = power + 1;
         }
         let t = self.tables[p as usize].load(Ordering::Acquire);
-        let idx = (hv & ((1u64 << p) - 1)) as usize;
-        // SAFETY: table `p` was allocated with 2^p buckets before the state
-        // naming it was published, and tables are freed only in Drop.
+        (t, (hv & ((1u64 << p) - 1)) as usize)
+    }
+
+    /// The bucket for `hv`. Caller holds `hv`'s stripe lock.
+    #[inline]
+    fn bucket(&self, hv: u64) -> &AtomicU32 {
+        let (t, idx) = self.slot(hv);
+        // SAFETY: under the stripe lock the state names a live table: table
+        // `p` was allocated with 2^p buckets before the state naming it was
+        // published, and none is unmapped before Drop.
         unsafe { &*t.add(idx) }
     }
 
@@ -207,18 +213,12 @@ impl HashTable {
     /// race is a useless prefetch.
     #[inline]
     pub fn prefetch_first_item(&self, arena: &Arena, hv: u64) {
-        let st = self.state.load(Ordering::Acquire);
-        let power = (st & 63) as u32;
-        let mut p = power;
-        if st & 64 != 0 && hv & ((1u64 << power) - 1) < st >> 7 {
-            p = power + 1;
-        }
-        let t = self.tables[p as usize].load(Ordering::Acquire);
+        let (t, idx) = self.slot(hv);
         if t.is_null() {
             return;
         }
-        let idx = (hv & ((1u64 << p) - 1)) as usize;
-        // SAFETY: `t` is a table of 2^p buckets that stays mapped until drop.
+        // SAFETY: `t` is a table of 2^p buckets (idx < 2^p) that stays
+        // mapped until drop.
         let r = unsafe { &*t.add(idx) }.load(Ordering::Relaxed);
         if r != NIL {
             let p = arena.ptr(r) as *const u8;
