@@ -405,16 +405,17 @@ pub fn write_general(out: &mut Vec<u8>, ctx: &Ctx) {
     stat(out, "hash_power_level", st.hash_power_level);
     stat(out, "hash_bytes", st.hash_bytes);
     stat(out, "hash_is_expanding", 0);
-    for name in [
-        "slab_reassign_rescues",
-        "slab_reassign_chunk_rescues",
+    stat(out, "slab_reassign_rescues", st.slab_reassign_rescues);
+    // Chained items are evicted, not moved piece by piece.
+    stat(out, "slab_reassign_chunk_rescues", 0);
+    stat(
+        out,
         "slab_reassign_evictions_nomem",
-        "slab_reassign_inline_reclaim",
-        "slab_reassign_busy_items",
-        "slab_reassign_busy_deletes",
-    ] {
-        stat(out, name, 0);
-    }
+        st.slab_reassign_evictions_nomem,
+    );
+    stat(out, "slab_reassign_inline_reclaim", 0);
+    stat(out, "slab_reassign_busy_items", st.slab_reassign_busy_items);
+    stat(out, "slab_reassign_busy_deletes", 0);
     stat(out, "slab_reassign_running", st.slab_reassign_running as u8);
     stat(out, "slabs_moved", st.slabs_moved);
     if cfg.lru_crawler {
@@ -439,7 +440,7 @@ pub fn write_general(out: &mut Vec<u8>, ctx: &Ctx) {
     stat(out, "bytes", st.bytes);
     stat(out, "curr_items", st.curr_items);
     stat(out, "total_items", st.total_items);
-    stat(out, "slab_global_page_pool", 0);
+    stat(out, "slab_global_page_pool", st.slab_global_page_pool);
     stat(out, "expired_unfetched", st.expired_unfetched);
     stat(out, "evicted_unfetched", st.evicted_unfetched);
     if cfg.lru_maintainer {

@@ -171,6 +171,74 @@ fn slabs_commands() {
 }
 
 #[test]
+fn page_move_keeps_items_that_fit_elsewhere_in_their_class() {
+    let s = Server::start(&["-m", "16", "-o", "slab_automove=0"]);
+    let mut c = s.connect();
+    let value = |i: usize| -> Vec<u8> { format!("<{i}>").bytes().cycle().take(1000).collect() };
+    for i in 0..4000 {
+        set(&mut c, &format!("k{i}"), &value(i), 0);
+    }
+    // Every other item goes: each page of the class is half free.
+    for i in (0..4000).step_by(2) {
+        c.roundtrip(format!("delete k{i}\r\n").as_bytes(), b"DELETED\r\n");
+    }
+    let slabs = c.stats("slabs");
+    let (cls, _) = slabs
+        .iter()
+        .filter(|(k, _)| k.ends_with(":total_pages"))
+        .max_by_key(|(_, v)| v.parse::<u64>().unwrap())
+        .unwrap();
+    let cls = cls.split(':').next().unwrap().to_string();
+    c.roundtrip(format!("slabs reassign {cls} 1\r\n").as_bytes(), b"OK\r\n");
+    // memcached moves the page in the background.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let st = loop {
+        let st = c.stats("");
+        if st["slabs_moved"] == "1" || std::time::Instant::now() > deadline {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(st["slabs_moved"], "1");
+    assert!(st["slab_reassign_rescues"].parse::<u64>().unwrap() > 0);
+    assert_eq!(st["slab_reassign_evictions_nomem"], "0");
+    assert_eq!(st["evictions"], "0");
+    for i in (1..4000).step_by(2) {
+        let (_, got) = c.get(&format!("k{i}")).expect("moved item lost");
+        assert!(got == value(i), "k{i} corrupted");
+    }
+}
+
+#[test]
+fn free_memory_goes_back_to_the_global_page_pool() {
+    let s = Server::start(&["-m", "16", "-o", "slab_automove_window=3"]);
+    let mut c = s.connect();
+    let value = |i: usize| -> Vec<u8> { format!("[{i}]").bytes().cycle().take(1000).collect() };
+    for i in 0..6000 {
+        set(&mut c, &format!("k{i}"), &value(i), 0);
+    }
+    // Three in four go: more than 2.5 pages of the class are free chunks.
+    for i in (0..6000).filter(|i| i % 4 != 0) {
+        c.roundtrip(format!("delete k{i}\r\n").as_bytes(), b"DELETED\r\n");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let st = loop {
+        let st = c.stats("");
+        if st["slab_global_page_pool"] != "0" || std::time::Instant::now() > deadline {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_ne!(st["slab_global_page_pool"], "0", "no page given back");
+    assert_eq!(st["evictions"], "0");
+    assert_eq!(st["slab_reassign_evictions_nomem"], "0");
+    for i in (0..6000).step_by(4) {
+        let (_, got) = c.get(&format!("k{i}")).expect("item lost");
+        assert!(got == value(i), "k{i} corrupted");
+    }
+}
+
+#[test]
 fn eight_threads_only_ever_read_values_written_for_that_key() {
     let s = Server::start(&["-m", "8", "-t", "4"]);
     let port = s.port;

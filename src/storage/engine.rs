@@ -44,6 +44,9 @@ const TAIL_TRIES: usize = 5;
 /// CAS ids a thread reserves from the global counter at a time.
 const CAS_BLOCK: u64 = 1024;
 
+/// Pages of a class a page move looks at to find the emptiest.
+const PAGE_SAMPLE: usize = 16;
+
 /// Distinguishes stores in one process (tests run many), so a thread's
 /// reserved CAS block is only used for the store it came from.
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
@@ -113,6 +116,13 @@ pub(crate) struct Inner {
     pub get_expired: AtomicU64,
     pub get_flushed: AtomicU64,
     pub slabs_moved: AtomicU64,
+    /// Page moves: live items moved to a free chunk outside the page
+    /// (memcached's `slab_reassign_rescues`), evicted for want of one
+    /// (`slab_reassign_evictions_nomem`), and moves given up on a busy
+    /// item (`slab_reassign_busy_items`).
+    pub reassign_rescues: AtomicU64,
+    pub reassign_evictions_nomem: AtomicU64,
+    pub reassign_busy_items: AtomicU64,
     pub automove: AtomicU32,
     /// Automove hysteresis: (candidate destination class, checks in a row).
     pub automove_streak: Mutex<(usize, u32)>,
@@ -249,6 +259,9 @@ impl Inner {
             get_expired: AtomicU64::new(0),
             get_flushed: AtomicU64::new(0),
             slabs_moved: AtomicU64::new(0),
+            reassign_rescues: AtomicU64::new(0),
+            reassign_evictions_nomem: AtomicU64::new(0),
+            reassign_busy_items: AtomicU64::new(0),
             automove: AtomicU32::new(cfg.slab_automove),
             automove_streak: Mutex::new((0, 0)),
             limit_bytes: AtomicU64::new(cfg.memory_limit as u64),
@@ -834,8 +847,11 @@ impl Inner {
             .any(|(cls, only_free)| self.move_page_out(cls, held, protect, only_free))
     }
 
-    /// Evacuates one page of `src` into the pool. With `only_free`, only a
-    /// page without live items is taken (for -M: never evict to move).
+    /// Evacuates one page of `src` into the pool. Live items move to free
+    /// chunks elsewhere in the class where there are some (as memcached's
+    /// page mover rescues them); with `only_free` none is evicted, so a page
+    /// is taken only when its live items all find room (for -M, shrinking
+    /// and giving back idle pages: never evict to move).
     pub fn move_page_out(
         &self,
         src: usize,
@@ -847,35 +863,56 @@ impl Inner {
         if cs.pages.is_empty() {
             return false;
         }
-        // Prefer a page with no live items, else the page of the oldest item.
         let info = self.classes[src];
-        let mut page = None;
-        for &p in cs.pages.iter() {
-            let all_free = (0..info.per_page).all(|i| {
-                self.chunk(chunk_ref(&self.arena, p, info.size, i))
-                    .hdr()
-                    .has(bits::FREE)
-            });
-            if all_free {
-                page = Some(p);
-                break;
+        // Free chunks in page `p`, or None if an item there is being built
+        // (allocated, not linked: it cannot move until its writer is done).
+        // FREE and LINKED change only under the class lock, held here.
+        let free_in = |p: u32| {
+            let mut free = 0;
+            for i in 0..info.per_page {
+                let h = self.chunk(chunk_ref(&self.arena, p, info.size, i)).hdr();
+                let b = h.bits.load(Relaxed);
+                if b & bits::FREE != 0 {
+                    free += 1;
+                    continue;
+                }
+                let owner = if b & bits::DATA != 0 {
+                    self.chunk(h.hnext.load(Relaxed)).hdr()
+                } else {
+                    h
+                };
+                if !owner.has(bits::LINKED) {
+                    return None;
+                }
             }
-        }
-        if page.is_none() {
-            if only_free {
-                return false;
-            }
+            Some(free)
+        };
+        let page = if cs.free.count as usize >= info.per_page {
+            // Enough free chunks for every item of a page to move: the
+            // emptiest of a sample of pages needs the fewest moves (a full
+            // scan of a small-item class would hold its lock too long).
+            let step = cs.pages.len().div_ceil(PAGE_SAMPLE).max(1);
+            cs.pages
+                .iter()
+                .step_by(step)
+                .filter_map(|&p| Some((free_in(p)?, p)))
+                .max_by_key(|&(free, _)| free)
+                .map(|(_, p)| p)
+        } else if only_free {
+            return false;
+        } else {
+            // The page of the oldest item: what eviction would take first.
             let tail = [COLD, HOT, WARM, TEMP]
                 .iter()
                 .map(|&s| cs.lru[s as usize].tail)
                 .find(|&r| r != NIL);
-            page = Some(match tail {
+            Some(match tail {
                 Some(r) => self.arena.page_of(r),
                 None => cs.pages[0],
-            });
-        }
+            })
+        };
         let Some(page) = page else { return false };
-        if self.evacuate(src, &mut cs, page, held, protect) {
+        if self.evacuate(src, &mut cs, page, held, protect, !only_free) {
             drop(cs);
             let mut pool = self.pool.lock();
             pool.free.push(page);
@@ -888,8 +925,10 @@ impl Inner {
         }
     }
 
-    /// Frees every item with a chunk in `page` and removes the page from the
-    /// class. False (page kept) if some item is busy; freed items stay freed.
+    /// Empties `page` and removes it from the class: each live item moves
+    /// to a free chunk outside the page, or is evicted (if `evict`) when
+    /// there is none. False, and the page stays, if an item is busy or
+    /// cannot move; items already moved or evicted stay so.
     fn evacuate(
         &self,
         cls: usize,
@@ -897,11 +936,25 @@ impl Inner {
         page: u32,
         held: Option<usize>,
         protect: Ref,
+        evict: bool,
     ) -> bool {
         let info = self.classes[cls];
+        let a = &self.arena;
         let now = clock::now();
+        // The page's free chunks leave the free list first, so no item is
+        // moved into the page being emptied. `off_list[i]`: chunk i is free
+        // (FREE set) but on no list.
+        let mut off_list = vec![false; info.per_page];
+        for (i, off) in off_list.iter_mut().enumerate() {
+            let r = chunk_ref(a, page, info.size, i);
+            if self.chunk(r).hdr().has(bits::FREE) {
+                cs.free.unlink(a, r);
+                *off = true;
+            }
+        }
+        let mut emptied = true;
         for i in 0..info.per_page {
-            let r = chunk_ref(&self.arena, page, info.size, i);
+            let r = chunk_ref(a, page, info.size, i);
             let h = self.chunk(r).hdr();
             let b = h.bits.load(Relaxed);
             if b & bits::FREE != 0 {
@@ -914,7 +967,11 @@ impl Inner {
             };
             let oc = self.chunk(owner);
             if owner == protect || !oc.hdr().has(bits::LINKED) {
-                continue; // being built or used by the caller: page stays
+                // Being built or used by the caller: the page stays, but
+                // the rest is cleared so the next move picks another page.
+                self.reassign_busy_items.fetch_add(1, Relaxed);
+                emptied = false;
+                continue;
             }
             let hv = hash_key(oc.key(&self.lay));
             let s = self.ht.stripe_of(hv);
@@ -923,7 +980,11 @@ impl Inner {
             } else {
                 match self.ht.try_lock(s) {
                     Some(g) => Some(g),
-                    None => continue, // busy: the page stays this time
+                    None => {
+                        self.reassign_busy_items.fetch_add(1, Relaxed);
+                        emptied = false;
+                        continue;
+                    }
                 }
             };
             let oh = oc.hdr();
@@ -936,26 +997,87 @@ impl Inner {
                 }
                 Some(Dead::Flushed) => {}
                 None => {
+                    // Chained items are not moved (their pieces span pages).
+                    if owner == r && !oh.has(bits::CHAINED) {
+                        if let Some(to) = self.pop_outside(cs, page, info.size, &mut off_list) {
+                            self.move_item(cs, hv, r, to);
+                            off_list[i] = true;
+                            self.reassign_rescues.fetch_add(1, Relaxed);
+                            continue;
+                        }
+                    }
+                    if !evict {
+                        emptied = false;
+                        break;
+                    }
                     cs.c.slab_evictions += 1;
+                    self.reassign_evictions_nomem.fetch_add(1, Relaxed);
                 }
             }
-            self.ht.remove(&self.arena, hv, owner);
+            self.ht.remove(a, hv, owner);
             self.free_locked(cs, owner);
         }
-        for i in 0..info.per_page {
-            let r = chunk_ref(&self.arena, page, info.size, i);
-            if !self.chunk(r).hdr().has(bits::FREE) {
-                return false;
+        emptied = emptied
+            && (0..info.per_page).all(|i| {
+                self.chunk(chunk_ref(a, page, info.size, i))
+                    .hdr()
+                    .has(bits::FREE)
+            });
+        if !emptied {
+            // The page stays in the class: its free chunks go back on the list.
+            for (i, _) in off_list.iter().enumerate().filter(|(_, &off)| off) {
+                cs.push_free(a, chunk_ref(a, page, info.size, i));
             }
+            return false;
         }
-        for i in 0..info.per_page {
-            let r = chunk_ref(&self.arena, page, info.size, i);
-            cs.free.unlink(&self.arena, r);
+        for (i, &off) in off_list.iter().enumerate() {
+            let r = chunk_ref(a, page, info.size, i);
+            if !off {
+                cs.free.unlink(a, r);
+            }
             self.chunk(r).hdr().bits.store(0, Relaxed);
         }
         cs.pages.retain(|&p| p != page);
         self.page_class[page as usize].store(0, Relaxed);
         true
+    }
+
+    /// A free chunk of the class outside `page`. Chunks of `page` that
+    /// were freed during its evacuation are met first (frees push at the
+    /// head); they leave the list and are marked in `off_list`.
+    fn pop_outside(
+        &self,
+        cs: &mut ClassState,
+        page: u32,
+        size: usize,
+        off_list: &mut [bool],
+    ) -> Option<Ref> {
+        loop {
+            let r = cs.pop_free(&self.arena)?;
+            if self.arena.page_of(r) != page {
+                return Some(r);
+            }
+            self.chunk(r).hdr().bits.store(bits::FREE, Relaxed);
+            let off = self.arena.ptr(r) as usize - self.arena.page_ptr(page) as usize;
+            off_list[off / size] = true;
+        }
+    }
+
+    /// Moves an unchained live item from chunk `from` to the free chunk
+    /// `to` of the same class, keeping its place in its LRU. Caller holds
+    /// its stripe lock and the class lock (`cs`).
+    fn move_item(&self, cs: &mut ClassState, hv: u64, from: Ref, to: Ref) {
+        let a = &self.arena;
+        let fc = self.chunk(from);
+        let total = self.item_total(fc) as usize;
+        // SAFETY: both chunks belong to this class (chunk size >= total),
+        // are distinct, and nobody else touches either: `from` is guarded
+        // by the locks the caller holds and `to` is on no list.
+        unsafe { std::ptr::copy_nonoverlapping(a.ptr(from), a.ptr(to), total) };
+        let seg = fc.hdr().lru.load(Relaxed) as usize;
+        cs.lru[seg].replace(a, from, to);
+        self.ht.replace(a, hv, from, to);
+        fc.hdr().bits.store(bits::FREE, Relaxed);
     }
 
     /// Allocates an unlinked item for `key` with a value of `nbytes`, chained

@@ -20,6 +20,10 @@ const AUTOMOVE_RATIO: f64 = 0.3;
 /// Consecutive checks the gap must persist before pages move.
 const AUTOMOVE_SUSTAIN: u32 = 5;
 const AUTOMOVE_EVERY: Duration = Duration::from_millis(100);
+/// Checks in a row without growth, evictions or allocation failures before
+/// a class's free memory goes back to the global pool (memcached: a clean
+/// `slab_automove_window`).
+const RECLAIM_QUIET: u32 = 20;
 const CRAWL_EVERY: Duration = Duration::from_secs(2);
 const CRAWL_MAX_INTERVAL: Duration = Duration::from_secs(60);
 /// How long after an immediate `flush_all` the crawler reclaims its items.
@@ -104,14 +108,15 @@ pub(crate) fn maintainer(inner: Arc<Inner>) {
     }
 }
 
-/// After `cache_memlimit` lowered the limit below what is held: moves empty
-/// pages out of their classes, which releases them to the OS (as memcached's
-/// rebalancer does). Live items are left alone. Returns pages moved.
+/// After `cache_memlimit` lowered the limit below what is held: moves pages
+/// out of classes with a page's worth of free chunks, which releases them to
+/// the OS (as memcached's rebalancer does). Live items move to free chunks
+/// elsewhere in their class; none is evicted. Returns pages moved.
 fn shrink_to_limit(inner: &Inner) -> usize {
     let mut moved = 0;
     for cls in 1..inner.classes.len() {
-        // An empty page needs a page's worth of free chunks: skip the scan
-        // of classes that cannot have one.
+        // Emptying a page without evicting needs a page's worth of free
+        // chunks: skip the classes that lack them.
         if (inner.lock_class(cls).free.count as usize) < inner.classes[cls].per_page {
             continue;
         }
@@ -133,7 +138,7 @@ fn automove(inner: &Inner, window: f64) {
         return;
     }
     let now = clock::now();
-    // (class, pages, age estimate in seconds, evicting?, free chunks)
+    // (class, pages, age estimate in seconds, evicting?, free chunks, quiet?)
     let mut rows = Vec::new();
     for cls in 1..inner.classes.len() {
         let mut cs = inner.lock_class(cls);
@@ -152,23 +157,45 @@ fn automove(inner: &Inner, window: f64) {
             .map(|r| now.saturating_sub(inner.chunk(r).hdr().time.load(Relaxed)))
             .unwrap_or(0) as f64;
         let evicting = delta > 0 || cs.evict_rate > 0.5;
+        let grew = cs.pages.len() > cs.pages_seen;
+        cs.pages_seen = cs.pages.len();
+        cs.quiet_checks = if delta > 0 || grew {
+            0
+        } else {
+            cs.quiet_checks.saturating_add(1)
+        };
         let age = if cs.evict_rate > 0.5 {
             (cs.items() as f64 / cs.evict_rate).min(tail_age + 1.0)
         } else {
             tail_age + 1.0
         };
-        rows.push((cls, cs.pages.len(), age, evicting, cs.free.count as usize));
+        let quiet = cs.quiet_checks >= RECLAIM_QUIET;
+        rows.push((
+            cls,
+            cs.pages.len(),
+            age,
+            evicting,
+            cs.free.count as usize,
+            quiet,
+        ));
     }
     let anyone_evicting = rows.iter().any(|r| r.3);
-    if !anyone_evicting {
-        return;
-    }
-    // Give back pages that sit empty while someone else evicts.
-    for &(cls, pages, _, _, free) in &rows {
+    // Free memory goes back to the global pool, where any class can take
+    // it without evicting: more than 2.5 pages of free chunks in a class
+    // that has been quiet a while, or at once when another class evicts.
+    // Its items move to free chunks elsewhere in the class.
+    for &(cls, pages, _, _, free, quiet) in &rows {
         let per = inner.classes[cls].per_page;
-        if pages > 1 && free > per * 5 / 2 && inner.move_page_out(cls, None, NIL, true) {
+        if pages > 1
+            && free * 2 > per * 5
+            && (quiet || anyone_evicting)
+            && inner.move_page_out(cls, None, NIL, true)
+        {
             return;
         }
+    }
+    if !anyone_evicting {
+        return;
     }
     let Some(dst) = rows
         .iter()

@@ -274,6 +274,11 @@ pub struct StoreStats {
     pub hash_bytes: u64,
     pub total_malloced: u64,
     pub slabs_moved: u64,
+    pub slab_reassign_rescues: u64,
+    pub slab_reassign_evictions_nomem: u64,
+    pub slab_reassign_busy_items: u64,
+    /// Pages in the global pool: given back by a class, not yet taken.
+    pub slab_global_page_pool: u64,
     pub crawler_reclaimed: u64,
     pub moves_to_cold: u64,
     pub moves_to_warm: u64,

@@ -22,6 +22,9 @@ pub(crate) fn stats(inner: &Inner) -> StoreStats {
         get_expired: inner.get_expired.load(Relaxed),
         get_flushed: inner.get_flushed.load(Relaxed),
         slabs_moved: inner.slabs_moved.load(Relaxed),
+        slab_reassign_rescues: inner.reassign_rescues.load(Relaxed),
+        slab_reassign_evictions_nomem: inner.reassign_evictions_nomem.load(Relaxed),
+        slab_reassign_busy_items: inner.reassign_busy_items.load(Relaxed),
         total_items: inner.ht.stores_counted(),
         slab_reassign_running: inner.reassign_running.load(Relaxed),
         lru_crawler_running: inner.crawler_running.load(Relaxed),
@@ -45,6 +48,7 @@ pub(crate) fn stats(inner: &Inner) -> StoreStats {
     }
     let pool = inner.pool.lock();
     s.total_malloced = pool.malloced() as u64 * inner.arena.page_size() as u64;
+    s.slab_global_page_pool = pool.free.len() as u64;
     s
 }
 

@@ -81,6 +81,26 @@ impl List {
         self.count += 1;
     }
 
+    /// Puts `new` where `old` is in the list (`old`'s links are left stale).
+    pub fn replace(&mut self, arena: &Arena, old: Ref, new: Ref) {
+        let oh = Chunk::new(arena, old).hdr();
+        let prev = oh.prev.load(Relaxed);
+        let next = oh.next.load(Relaxed);
+        let nh = Chunk::new(arena, new).hdr();
+        nh.prev.store(prev, Relaxed);
+        nh.next.store(next, Relaxed);
+        if prev != NIL {
+            Chunk::new(arena, prev).hdr().next.store(new, Relaxed);
+        } else {
+            self.head = new;
+        }
+        if next != NIL {
+            Chunk::new(arena, next).hdr().prev.store(new, Relaxed);
+        } else {
+            self.tail = new;
+        }
+    }
+
     pub fn unlink(&mut self, arena: &Arena, r: Ref) {
         let h = Chunk::new(arena, r).hdr();
         let prev = h.prev.load(Relaxed);
@@ -136,6 +156,10 @@ pub struct ClassState {
     pub evictions_seen: u64,
     /// Smoothed evictions per second (automove's estimate of turnover).
     pub evict_rate: f64,
+    /// Pages at the last automove check, and checks in a row since the
+    /// class last grew, evicted or ran out of memory.
+    pub pages_seen: usize,
+    pub quiet_checks: u32,
 }
 
 impl ClassState {

@@ -387,6 +387,98 @@ fn no_evict_mode_reports_no_memory() {
     assert!(get(&s, b"k0").is_some());
 }
 
+fn del(s: &Store, k: &[u8]) -> bool {
+    matches!(
+        s.delete(&DeleteRequest::new(k)),
+        DeleteOutcome::Deleted { .. }
+    )
+}
+
+/// Value of key `i` in the page-move tests: differs per key, so a moved
+/// item that landed on another's chunk would show.
+fn numbered(i: usize, len: usize) -> Vec<u8> {
+    let tag = format!("<{i}>");
+    tag.bytes().cycle().take(len).collect()
+}
+
+#[test]
+fn page_move_rescues_live_items_into_free_chunks() {
+    let s = Store::new(quiet(16));
+    let n = 4000; // ~1 KB items: several pages of one class
+    for i in 0..n {
+        set(&s, format!("k{i}").as_bytes(), &numbered(i, 1000));
+    }
+    // Every other item goes: each page is half free, none is empty.
+    for i in (0..n).step_by(2) {
+        assert!(del(&s, format!("k{i}").as_bytes()));
+    }
+    let cls = s.class_of_size(5, 1000).expect("class of 1 KB items") as i32;
+    let before = s.stats();
+    assert_eq!(s.slabs_reassign(cls, 1), ReassignResult::Ok);
+    let after = s.stats();
+    assert_eq!(after.slabs_moved, before.slabs_moved + 1);
+    assert!(after.slab_reassign_rescues > 0, "items moved");
+    assert_eq!(after.slab_reassign_evictions_nomem, 0);
+    assert_eq!(after.evictions, before.evictions);
+    assert_eq!(after.curr_items, (n / 2) as u64);
+    for i in (1..n).step_by(2) {
+        assert_eq!(
+            get(&s, format!("k{i}").as_bytes()),
+            Some(numbered(i, 1000)),
+            "k{i}"
+        );
+    }
+    // The moved items are still in their LRU: they can be replaced, deleted
+    // and evicted like any other.
+    assert!(matches!(set(&s, b"k1", b"new"), StoreOutcome::Stored(_)));
+    assert!(del(&s, b"k3"));
+    for i in 0..20_000 {
+        set(&s, format!("fill{i}").as_bytes(), &numbered(i, 1000));
+    }
+    assert!(s.stats().evictions > 0);
+}
+
+#[test]
+fn no_evict_mode_compacts_a_class_to_free_a_page() {
+    // With -M nothing may be evicted: a page leaves a class only if its
+    // items fit in free chunks elsewhere in the class.
+    let s = Store::new(StoreConfig {
+        evict_to_free: false,
+        ..quiet(4)
+    });
+    let mut stored = Vec::new();
+    for i in 0..10_000 {
+        match set(&s, format!("k{i}").as_bytes(), &numbered(i, 1000)) {
+            StoreOutcome::Stored(_) => stored.push(i),
+            _ => break,
+        }
+    }
+    assert!(stored.len() > 1000, "memory filled with 1 KB items");
+    for &i in stored.iter().step_by(2) {
+        assert!(del(&s, format!("k{i}").as_bytes()));
+    }
+    // A new size needs a page; no page of the 1 KB class is empty.
+    for i in 0..500 {
+        assert!(
+            matches!(
+                set(&s, format!("small{i}").as_bytes(), &numbered(i, 60)),
+                StoreOutcome::Stored(_)
+            ),
+            "small{i}"
+        );
+    }
+    let st = s.stats();
+    assert!(st.slabs_moved > 0 && st.slab_reassign_rescues > 0);
+    assert_eq!(st.evictions, 0);
+    for &i in stored.iter().skip(1).step_by(2) {
+        assert_eq!(
+            get(&s, format!("k{i}").as_bytes()),
+            Some(numbered(i, 1000)),
+            "k{i}"
+        );
+    }
+}
+
 #[test]
 fn size_shift_rebalances_pages() {
     let s = Store::new(cfg(16));
@@ -560,8 +652,11 @@ fn concurrent_stress_values_consistent() {
         .collect();
     let reads: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(reads > 1000, "reads {reads} {:?}", s.stats());
-    eprintln!("stress: reads {reads}, items {}", s.stats().curr_items);
     let st = s.stats();
+    eprintln!(
+        "stress: reads {reads}, items {}, pages moved {}, items moved {}",
+        st.curr_items, st.slabs_moved, st.slab_reassign_rescues
+    );
     assert!(st.total_malloced <= 4 << 20);
 }
 
