@@ -10,7 +10,7 @@
 #   scaling  memcrab -t 1 vs -t 2 (and memcached -t 1 vs -t 2) on CPU-bound pipelined loads
 #            (SCALE_WORKLOADS, default "scale scale-get scale-incr": memcrab-bench --bulk, see below)
 #   noise    memcached vs a second memcached: the noise floor of the same procedure
-# Environment: ROUNDS (3), DUR measured seconds (5), WARMUP seconds (1),
+# Environment: ROUNDS (5), DUR measured seconds (5), WARMUP seconds (1),
 #   WORKLOADS (space list, default "a b-pipe b-mget c d e f"), NOISE_WORKLOADS
 #   (default "a b-pipe c f"), GEN_THREADS (2), SCALE_WORKLOADS ("scale scale-get scale-incr"),
 #   SCALE_GEN_THREADS (generator threads for scaling, 1), OUT (results dir),
@@ -49,7 +49,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODE=${1:-all}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DUR=${DUR:-5}
 WARMUP=${WARMUP:-1}
 WORKLOADS=${WORKLOADS:-"a b-pipe b-mget c d e f"}
