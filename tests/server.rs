@@ -503,11 +503,10 @@ fn udp_get_and_set_with_memcached_framing() {
     let mut c = s.connect();
     c.roundtrip(b"get small\r\n", b"VALUE small 5 3\r\nabc\r\nEND\r\n");
     // Like memcached, each of the 2 threads' UDP sockets is a connection.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while c.stats("")["curr_connections"] != "3" {
-        assert!(Instant::now() < deadline, "curr_connections never 3");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let st = c.stats_when("", Duration::from_secs(5), |st| {
+        st["curr_connections"] == "3"
+    });
+    assert_eq!(st["curr_connections"], "3", "curr_connections never 3");
     c.send(b"stats conns\r\n");
     let mut udp_rows = 0;
     loop {
@@ -569,33 +568,20 @@ fn connection_counters_match_memcached() {
     d.read_line();
     // The harness's probe may be accepted late and counted meanwhile, so
     // wait for the counts to settle instead of reading them once.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let st = c.stats("");
-        if st["curr_connections"] == "2" {
-            assert!(st["total_connections"].parse::<u64>().unwrap() > total);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "curr_connections {}",
-            st["curr_connections"]
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let st = c.stats_when("", Duration::from_secs(5), |st| {
+        st["curr_connections"] == "2"
+    });
+    assert_eq!(st["curr_connections"], "2");
+    assert!(st["total_connections"].parse::<u64>().unwrap() > total);
 }
 
 /// Connects once the harness's readiness probe has been closed server-side.
 fn connect_settled(s: &Server) -> Conn {
     let mut c = s.connect();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let st = c.stats("");
-        if st["curr_connections"] == "1" || Instant::now() > deadline {
-            return c;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    c.stats_when("", Duration::from_secs(5), |st| {
+        st["curr_connections"] == "1"
+    });
+    c
 }
 
 #[test]

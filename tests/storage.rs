@@ -139,6 +139,17 @@ fn chained_large_items_round_trip() {
     c.roundtrip(b"get huge\r\n", b"END\r\n");
 }
 
+/// The slab class id holding the most pages, from `stats slabs`.
+fn class_with_most_pages(c: &mut Conn) -> String {
+    let slabs = c.stats("slabs");
+    let (cls, _) = slabs
+        .iter()
+        .filter(|(k, _)| k.ends_with(":total_pages"))
+        .max_by_key(|(_, v)| v.parse::<u64>().unwrap())
+        .unwrap();
+    cls.split(':').next().unwrap().to_string()
+}
+
 #[test]
 fn slabs_commands() {
     let s = Server::start(&["-m", "16"]);
@@ -154,13 +165,7 @@ fn slabs_commands() {
     c.roundtrip(b"slabs automove 3\r\n", b"ERROR\r\n");
     c.roundtrip(b"slabs automove 0\r\n", b"OK\r\n");
     set_many(&mut c, "k", 0..50_000, 10);
-    let slabs = c.stats("slabs");
-    let (cls, _) = slabs
-        .iter()
-        .filter(|(k, _)| k.ends_with(":total_pages"))
-        .max_by_key(|(_, v)| v.parse::<u64>().unwrap())
-        .unwrap();
-    let cls = cls.split(':').next().unwrap().to_string();
+    let cls = class_with_most_pages(&mut c);
     c.roundtrip(format!("slabs reassign {cls} 9\r\n").as_bytes(), b"OK\r\n");
     if against_memcached() {
         return; // memcached moves the page asynchronously
@@ -170,72 +175,63 @@ fn slabs_commands() {
     assert_eq!(st["slab_reassign_running"], "0");
 }
 
+/// The 1,000-byte value of key `k{i}` in the page-move tests: different per
+/// key, so an item moved onto another's chunk would show.
+fn numbered(i: usize) -> Vec<u8> {
+    format!("<{i}>").bytes().cycle().take(1000).collect()
+}
+
+/// Stores `k0..k{n}` with their numbered values, then deletes those `keep`
+/// rejects.
+fn fill_then_delete(c: &mut Conn, n: usize, keep: impl Fn(usize) -> bool) {
+    for i in 0..n {
+        set(c, &format!("k{i}"), &numbered(i), 0);
+    }
+    for i in (0..n).filter(|&i| !keep(i)) {
+        c.roundtrip(format!("delete k{i}\r\n").as_bytes(), b"DELETED\r\n");
+    }
+}
+
+/// Every key `keep` accepts still holds its own value.
+fn assert_kept(c: &mut Conn, n: usize, keep: impl Fn(usize) -> bool) {
+    for i in (0..n).filter(|&i| keep(i)) {
+        let (_, got) = c.get(&format!("k{i}")).expect("item lost");
+        assert!(got == numbered(i), "k{i} corrupted");
+    }
+}
+
 #[test]
 fn page_move_keeps_items_that_fit_elsewhere_in_their_class() {
     let s = Server::start(&["-m", "16", "-o", "slab_automove=0"]);
     let mut c = s.connect();
-    let value = |i: usize| -> Vec<u8> { format!("<{i}>").bytes().cycle().take(1000).collect() };
-    for i in 0..4000 {
-        set(&mut c, &format!("k{i}"), &value(i), 0);
-    }
     // Every other item goes: each page of the class is half free.
-    for i in (0..4000).step_by(2) {
-        c.roundtrip(format!("delete k{i}\r\n").as_bytes(), b"DELETED\r\n");
-    }
-    let slabs = c.stats("slabs");
-    let (cls, _) = slabs
-        .iter()
-        .filter(|(k, _)| k.ends_with(":total_pages"))
-        .max_by_key(|(_, v)| v.parse::<u64>().unwrap())
-        .unwrap();
-    let cls = cls.split(':').next().unwrap().to_string();
+    let keep = |i: usize| i % 2 == 1;
+    fill_then_delete(&mut c, 4000, keep);
+    let cls = class_with_most_pages(&mut c);
     c.roundtrip(format!("slabs reassign {cls} 1\r\n").as_bytes(), b"OK\r\n");
     // memcached moves the page in the background.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let st = loop {
-        let st = c.stats("");
-        if st["slabs_moved"] == "1" || std::time::Instant::now() > deadline {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let st = c.stats_when("", Duration::from_secs(5), |st| st["slabs_moved"] == "1");
     assert_eq!(st["slabs_moved"], "1");
     assert!(st["slab_reassign_rescues"].parse::<u64>().unwrap() > 0);
     assert_eq!(st["slab_reassign_evictions_nomem"], "0");
     assert_eq!(st["evictions"], "0");
-    for i in (1..4000).step_by(2) {
-        let (_, got) = c.get(&format!("k{i}")).expect("moved item lost");
-        assert!(got == value(i), "k{i} corrupted");
-    }
+    assert_kept(&mut c, 4000, keep);
 }
 
 #[test]
 fn free_memory_goes_back_to_the_global_page_pool() {
     let s = Server::start(&["-m", "16", "-o", "slab_automove_window=3"]);
     let mut c = s.connect();
-    let value = |i: usize| -> Vec<u8> { format!("[{i}]").bytes().cycle().take(1000).collect() };
-    for i in 0..6000 {
-        set(&mut c, &format!("k{i}"), &value(i), 0);
-    }
     // Three in four go: more than 2.5 pages of the class are free chunks.
-    for i in (0..6000).filter(|i| i % 4 != 0) {
-        c.roundtrip(format!("delete k{i}\r\n").as_bytes(), b"DELETED\r\n");
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let st = loop {
-        let st = c.stats("");
-        if st["slab_global_page_pool"] != "0" || std::time::Instant::now() > deadline {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let keep = |i: usize| i.is_multiple_of(4);
+    fill_then_delete(&mut c, 6000, keep);
+    let st = c.stats_when("", Duration::from_secs(15), |st| {
+        st["slab_global_page_pool"] != "0"
+    });
     assert_ne!(st["slab_global_page_pool"], "0", "no page given back");
     assert_eq!(st["evictions"], "0");
     assert_eq!(st["slab_reassign_evictions_nomem"], "0");
-    for i in (0..6000).step_by(4) {
-        let (_, got) = c.get(&format!("k{i}")).expect("item lost");
-        assert!(got == value(i), "k{i} corrupted");
-    }
+    assert_kept(&mut c, 6000, keep);
 }
 
 #[test]

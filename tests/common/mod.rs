@@ -267,6 +267,25 @@ impl Conn {
         }
     }
 
+    /// `stats <group>`, polled every 20 ms until `done` holds for it or
+    /// `timeout` passes; returns the last answer either way (for the
+    /// caller's asserts), for counters the server updates in the background.
+    pub fn stats_when(
+        &mut self,
+        group: &str,
+        timeout: Duration,
+        done: impl Fn(&std::collections::HashMap<String, String>) -> bool,
+    ) -> std::collections::HashMap<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let st = self.stats(group);
+            if done(&st) || Instant::now() > deadline {
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `get <key>`: `Some((flags, value))` on a hit, `None` on a miss.
     pub fn get(&mut self, key: &str) -> Option<(u32, Vec<u8>)> {
         self.send(format!("get {key}\r\n").as_bytes());
