@@ -3,6 +3,7 @@
 
 use super::Ctx;
 use crate::clock;
+use crate::storage::MetaRow;
 use std::sync::atomic::Ordering;
 
 /// `flush_all [delay]`: invalidate every item now or `delay` from now.
@@ -127,7 +128,7 @@ pub fn slabs_automove(ctx: &Ctx, level: u32) -> bool {
     ctx.shared.store.slabs_automove(level)
 }
 
-/// What `lru_crawler crawl` answered.
+/// What `lru_crawler crawl|metadump` answered, when not `OK` or a dump.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrawlOutcome {
     Ok,
@@ -135,6 +136,34 @@ pub enum CrawlOutcome {
     BadClass,
     /// No class id given at all (`lru_crawler crawl ,`).
     NotStarted,
+    /// `metadump` with dumping turned off (`-X`).
+    NotAllowed,
+}
+
+/// The classes a `lru_crawler crawl|metadump` argument names: `None` for
+/// "all" or "hash" (our crawler has no separate hash-table walk), else a
+/// mask by class id of the comma-separated ids 1..=`max` (memcached's
+/// strtok skips empty ones).
+fn class_list(classes: &[u8], max: u32) -> Result<Option<Vec<bool>>, CrawlOutcome> {
+    if classes == b"all" || classes == b"hash" {
+        return Ok(None);
+    }
+    let mut mask = vec![false; max as usize + 1];
+    let mut any = false;
+    for id in classes.split(|&b| b == b',').filter(|id| !id.is_empty()) {
+        let id = std::str::from_utf8(id)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .filter(|id| (1..=max).contains(id))
+            .ok_or(CrawlOutcome::BadClass)?;
+        mask[id as usize] = true;
+        any = true;
+    }
+    if any {
+        Ok(Some(mask))
+    } else {
+        Err(CrawlOutcome::NotStarted)
+    }
 }
 
 /// `lru_crawler crawl <all|id,id,...>`: reclaim expired items now. Our
@@ -143,22 +172,37 @@ pub fn lru_crawl(ctx: &Ctx, classes: &[u8]) -> CrawlOutcome {
     if !ctx.shared.config.lru_crawler {
         return CrawlOutcome::Disabled;
     }
-    if classes != b"all" {
-        // memcached's strtok skips empty ids ("1,,2," is 1 and 2).
-        let mut ids = classes.split(|&b| b == b',').filter(|id| !id.is_empty());
-        if ids.clone().next().is_none() {
-            return CrawlOutcome::NotStarted;
-        }
-        let valid = ids.all(|id| {
-            std::str::from_utf8(id)
-                .ok()
-                .and_then(|s| s.parse::<u32>().ok())
-                .is_some_and(|id| (1..=MAX_CLASS_ID).contains(&id))
-        });
-        if !valid {
-            return CrawlOutcome::BadClass;
-        }
+    // memcached walks the hash table only to dump (a hash crawl fails).
+    if classes == b"hash" {
+        return CrawlOutcome::BadClass;
+    }
+    if let Err(e) = class_list(classes, MAX_CLASS_ID) {
+        return e;
     }
     ctx.shared.store.crawl_now();
     CrawlOutcome::Ok
+}
+
+/// `lru_crawler metadump <all|hash|id,id,...>`: calls `row` for each live
+/// item of those classes from `cursor` (0: the start) until it returns
+/// false; the cursor to continue from then, 0 once every item was listed
+/// (see [`Store::metadump`](crate::storage::Store::metadump)).
+pub fn lru_metadump(
+    ctx: &Ctx,
+    classes: &[u8],
+    cursor: u64,
+    row: impl FnMut(&MetaRow) -> bool,
+) -> Result<u64, CrawlOutcome> {
+    let cfg = &ctx.shared.config;
+    if !cfg.lru_crawler {
+        return Err(CrawlOutcome::Disabled);
+    }
+    if cfg.disable_dumping {
+        return Err(CrawlOutcome::NotAllowed);
+    }
+    // Past memcached's 63 too: memcrab has more classes (three per -f step).
+    let max = MAX_CLASS_ID.max(ctx.shared.store.slab_classes() as u32);
+    let wanted = class_list(classes, max)?;
+    let wanted = |cls: usize| wanted.as_ref().is_none_or(|m| m.get(cls) == Some(&true));
+    Ok(ctx.shared.store.metadump(wanted, cursor, row))
 }

@@ -45,12 +45,13 @@ pub struct Session {
     /// A request line was read and its data block is still arriving
     /// (memcached's `conn_nread`, shown by `stats conns`).
     pub in_data_block: bool,
-    /// A multi-get at the head of the input was cut short by `out_limit`:
-    /// the offset in its key list where its reply resumes (0 = none). Its
-    /// line stays unconsumed until the last key and `END` are written, so
-    /// a connection holds at most about `out_limit` plus one item of output
-    /// however many large values one `get` line asks for.
-    pub get_resume: usize,
+    /// A multi-get (or `lru_crawler metadump`) at the head of the input was
+    /// cut short by `out_limit`: where its reply resumes, the offset in its
+    /// key list (or the dump's cursor); 0 = none. Its line stays unconsumed
+    /// until the last key and `END` are written, so a connection holds at
+    /// most about `out_limit` plus one item of output however many large
+    /// values one `get` line asks for, or however many items a dump lists.
+    pub resume: usize,
     /// The server can read a large data block straight into its item
     /// (a stream socket); see [`nread`].
     pub nread_ok: bool,
@@ -97,7 +98,7 @@ pub struct Processed {
 /// client that does not read cannot grow server memory without bound (the
 /// server calls again once its pending output drains). `out` may start with
 /// bytes the server has already written; they do not count. Multi-gets stop
-/// between keys (see [`Session::get_resume`]). Every call handles at least
+/// between keys (see [`Session::resume`]). Every call handles at least
 /// one request or one key of a multi-get, so the connection always makes
 /// progress.
 pub fn process(
@@ -175,7 +176,7 @@ pub fn process_out(
             meta::handle(line, rest, out, ctx, slot)
         } else {
             let stop_at = out_start.saturating_add(out_limit);
-            text::handle(line, rest, out, ctx, &mut session.get_resume, stop_at, slot)
+            text::handle(line, rest, out, ctx, &mut session.resume, stop_at, slot)
         };
         handled += 1;
         match step {
@@ -444,7 +445,7 @@ mod tests {
         let p = process(&mut c.session, input, &mut out, &ctx, 50);
         assert_eq!((p.consumed, p.yielded), (0, true));
         assert!(out.starts_with(b"VALUE a 0 100\r\naaa") && out.len() == 117);
-        assert!(c.session.get_resume > 0);
+        assert!(c.session.resume > 0);
         c.session = Session::default();
         let (streamed, calls) = drain(&mut c, input, 50);
         // CAS uniques may differ between the two stores; the rest may not.
@@ -459,7 +460,7 @@ mod tests {
         };
         assert_eq!(strip(&streamed), strip(&whole));
         assert!(calls >= 6, "{calls} calls");
-        assert_eq!(c.session.get_resume, 0);
+        assert_eq!(c.session.resume, 0);
         let s = &c.stats;
         // The lone call above looked up `a` once more: 5 + 1 gets.
         assert_eq!(

@@ -156,6 +156,10 @@ pub enum Request<'a> {
     LruCrawl {
         classes: &'a [u8],
     },
+    /// `lru_crawler metadump <classes>`.
+    LruMetadump {
+        classes: &'a [u8],
+    },
     /// `lru_crawler enable|disable`: the crawler cannot be started or
     /// stopped at run time; answered with memcached's failure lines.
     LruCrawlerToggle {
@@ -365,6 +369,7 @@ fn parse_slabs<'a>(t: &Tokens<'a>) -> Request<'a> {
 fn parse_lru_crawler<'a>(t: &Tokens<'a>) -> Request<'a> {
     match (t.len(), t.get(1)) {
         (3, b"crawl") => Request::LruCrawl { classes: t.get(2) },
+        (3, b"metadump") => Request::LruMetadump { classes: t.get(2) },
         // Pacing knobs of memcached's crawler: validated like memcached and
         // accepted, though ours paces itself.
         (3, b"tocrawl") => match strtoul32(t.get(2)) {
@@ -544,20 +549,20 @@ fn consume_or_swallow(have: usize, total: usize) -> Step {
 
 /// Handles one text request: `line` without its terminator, `rest` the input
 /// after it. Byte counts in the returned [`Step`] are of `rest` only. A
-/// multi-get stops between keys once `out` is longer than `stop_at` and
-/// answers [`Step::Partial`], keeping its place in `get_resume` (the
+/// multi-get or a metadump stops once `out` is longer than `stop_at` and
+/// answers [`Step::Partial`], keeping its place in `resume` (the
 /// session's; 0 when the line starts fresh).
 pub fn handle(
     line: &[u8],
     rest: &[u8],
     out: &mut Out,
     ctx: &Ctx,
-    get_resume: &mut usize,
+    resume: &mut usize,
     stop_at: usize,
     nread: nread::Slot,
 ) -> Step {
     match parse(line) {
-        Request::Get { keys, cas, touch } => get(keys, cas, touch, out, ctx, get_resume, stop_at),
+        Request::Get { keys, cas, touch } => get(keys, cas, touch, out, ctx, resume, stop_at),
         Request::Update {
             key,
             flags,
@@ -691,15 +696,10 @@ pub fn handle(
             Step::Done(0)
         }
         Request::LruCrawl { classes } => {
-            let msg: &[u8] = match admin::lru_crawl(ctx, classes) {
-                CrawlOutcome::Ok => b"OK",
-                CrawlOutcome::Disabled => b"CLIENT_ERROR lru crawler disabled",
-                CrawlOutcome::BadClass => b"BADCLASS invalid class id",
-                CrawlOutcome::NotStarted => b"NOTSTARTED no items to crawl",
-            };
-            reply(out, false, msg);
+            reply(out, false, crawl_reply(admin::lru_crawl(ctx, classes)));
             Step::Done(0)
         }
+        Request::LruMetadump { classes } => metadump(classes, out, ctx, resume, stop_at),
         Request::LruCrawlerToggle { enable } => {
             // memcached's answers when the thread is already in that state
             // (enable) or cannot be stopped (disable).
@@ -848,6 +848,80 @@ fn first_long_key(keys: &[u8], mut pos: usize) -> Option<usize> {
         pos = end;
     }
     None
+}
+
+fn crawl_reply(outcome: CrawlOutcome) -> &'static [u8] {
+    match outcome {
+        CrawlOutcome::Ok => b"OK",
+        CrawlOutcome::Disabled => b"CLIENT_ERROR lru crawler disabled",
+        CrawlOutcome::BadClass => b"BADCLASS invalid class id",
+        CrawlOutcome::NotStarted => b"NOTSTARTED no items to crawl",
+        CrawlOutcome::NotAllowed => b"ERROR metadump not allowed",
+    }
+}
+
+/// `lru_crawler metadump`: one `key=… exp=… la=… cas=… fetch=… cls=…
+/// size=…` line per live item (newline only, as memcached writes them;
+/// key URI-encoded, times as unix time, `exp=-1` for never), then `END`.
+/// Streams like a multi-get: once `out` is past `stop_at` the walk's cursor
+/// goes to `resume` and the same line continues on the next call, so a dump
+/// of any size holds at most about `stop_at` of output.
+fn metadump(
+    classes: &[u8],
+    out: &mut Vec<u8>,
+    ctx: &Ctx,
+    resume: &mut usize,
+    stop_at: usize,
+) -> Step {
+    let started = crate::clock::process_started();
+    let cursor = std::mem::take(resume) as u64;
+    let walked = admin::lru_metadump(ctx, classes, cursor, |row| {
+        out.extend_from_slice(b"key=");
+        uri_encode(row.key, out);
+        out.extend_from_slice(b" exp=");
+        if row.exptime == 0 {
+            out.extend_from_slice(b"-1");
+        } else {
+            push_u64(out, row.exptime as u64 + started);
+        }
+        out.extend_from_slice(b" la=");
+        push_u64(out, row.atime as u64 + started);
+        out.extend_from_slice(b" cas=");
+        push_u64(out, row.cas);
+        out.extend_from_slice(if row.fetched {
+            b" fetch=yes"
+        } else {
+            b" fetch=no"
+        });
+        out.extend_from_slice(b" cls=");
+        push_u64(out, row.class as u64);
+        out.extend_from_slice(b" size=");
+        push_u64(out, row.size);
+        out.push(b'\n');
+        out.len() <= stop_at
+    });
+    match walked {
+        Err(e) => reply(out, false, crawl_reply(e)),
+        Ok(0) => out.extend_from_slice(b"END\r\n"),
+        Ok(next) => {
+            *resume = next as usize;
+            return Step::Partial;
+        }
+    }
+    Step::Done(0)
+}
+
+/// memcached's `uriencode`: bytes other than ASCII letters, digits and
+/// `-._~` become `%XX`.
+fn uri_encode(key: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in key {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        }
+    }
 }
 
 /// memcached caps a cachedump reply at 2 MB.

@@ -1,9 +1,11 @@
-//! `stats cachedump <class> <limit>`: a debugging listing of the live items
-//! of one slab class, as memcached offers it (written by the text-protocol
-//! side; it only reads, under the class lock, what the crawler reads).
+//! Listings of live items for the text protocol to write out: `stats
+//! cachedump <class> <limit>` (one class's LRU, capped) and `lru_crawler
+//! metadump` (every item, resumable). Both only read, under the class lock,
+//! what the crawler reads.
 
 use super::arena::NIL;
 use super::item::bits;
+use super::slab::chunk_ref;
 use super::Store;
 use crate::clock::{self, RelTime};
 use std::sync::atomic::Ordering::Relaxed;
@@ -47,4 +49,70 @@ impl Store {
         }
         true
     }
+
+    /// Calls `f` for each live item of the classes `wanted` accepts,
+    /// walking slab pages in address order from `cursor` (0: the start).
+    /// `f` returns false to stop; the returned cursor then continues after
+    /// that item, and 0 means the walk is complete. Between calls items may
+    /// move, so one can be missed or listed twice (memcached's metadump
+    /// gives no more than that either); within a page the class lock holds.
+    pub fn metadump(
+        &self,
+        wanted: impl Fn(usize) -> bool,
+        cursor: u64,
+        mut f: impl FnMut(&MetaRow) -> bool,
+    ) -> u64 {
+        let inner = &self.inner;
+        let now = clock::now();
+        let pages = inner.pool.lock().next_new;
+        // Page 0 is never handed out, so a live cursor is never 0.
+        let mut page = ((cursor >> 32) as u32).max(1);
+        let mut chunk = (cursor & u32::MAX as u64) as usize;
+        while page < pages {
+            let cls = inner.page_class[page as usize].load(Relaxed) as usize;
+            if cls != 0 && wanted(cls) {
+                let _cs = inner.lock_class(cls);
+                // The page may have changed class before the lock was taken.
+                let info = inner.classes[cls];
+                let same = inner.page_class[page as usize].load(Relaxed) as usize == cls;
+                while same && chunk < info.per_page {
+                    let c = inner.chunk(chunk_ref(&inner.arena, page, info.size, chunk));
+                    chunk += 1;
+                    let h = c.hdr();
+                    if !h.has(bits::LINKED) || inner.dead(c, now).is_some() {
+                        continue;
+                    }
+                    let row = MetaRow {
+                        key: c.key(&inner.lay),
+                        exptime: h.exptime.load(Relaxed),
+                        atime: h.time.load(Relaxed),
+                        cas: c.cas(&inner.lay),
+                        fetched: h.has(bits::FETCHED),
+                        class: cls,
+                        size: inner.item_total(c),
+                    };
+                    if !f(&row) {
+                        return (page as u64) << 32 | chunk as u64;
+                    }
+                }
+            }
+            page += 1;
+            chunk = 0;
+        }
+        0
+    }
+}
+
+/// One live item as `lru_crawler metadump` lists it.
+pub struct MetaRow<'a> {
+    pub key: &'a [u8],
+    /// Relative exptime, 0 = never.
+    pub exptime: RelTime,
+    /// Last access, relative.
+    pub atime: RelTime,
+    pub cas: u64,
+    pub fetched: bool,
+    pub class: usize,
+    /// Bytes the item takes (header, CAS, key and value).
+    pub size: u64,
 }

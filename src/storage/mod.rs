@@ -10,6 +10,7 @@
 
 mod arena;
 mod dump;
+pub use dump::MetaRow;
 mod engine;
 mod hash;
 mod hashtable;
