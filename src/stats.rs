@@ -406,8 +406,11 @@ pub fn write_general(out: &mut Vec<u8>, ctx: &Ctx) {
     stat(out, "hash_bytes", st.hash_bytes);
     stat(out, "hash_is_expanding", 0);
     stat(out, "slab_reassign_rescues", st.slab_reassign_rescues);
-    // Chained items are evicted, not moved piece by piece.
-    stat(out, "slab_reassign_chunk_rescues", 0);
+    stat(
+        out,
+        "slab_reassign_chunk_rescues",
+        st.slab_reassign_chunk_rescues,
+    );
     stat(
         out,
         "slab_reassign_evictions_nomem",

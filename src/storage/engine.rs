@@ -121,6 +121,8 @@ pub(crate) struct Inner {
     /// (`slab_reassign_evictions_nomem`), and moves given up on a busy
     /// item (`slab_reassign_busy_items`).
     pub reassign_rescues: AtomicU64,
+    /// Pieces of chained items moved (`slab_reassign_chunk_rescues`).
+    pub reassign_chunk_rescues: AtomicU64,
     pub reassign_evictions_nomem: AtomicU64,
     pub reassign_busy_items: AtomicU64,
     pub automove: AtomicU32,
@@ -260,6 +262,7 @@ impl Inner {
             get_flushed: AtomicU64::new(0),
             slabs_moved: AtomicU64::new(0),
             reassign_rescues: AtomicU64::new(0),
+            reassign_chunk_rescues: AtomicU64::new(0),
             reassign_evictions_nomem: AtomicU64::new(0),
             reassign_busy_items: AtomicU64::new(0),
             automove: AtomicU32::new(cfg.slab_automove),
@@ -997,14 +1000,16 @@ impl Inner {
                 }
                 Some(Dead::Flushed) => {}
                 None => {
-                    // Chained items are not moved (their pieces span pages).
-                    if owner == r && !oh.has(bits::CHAINED) {
-                        if let Some(to) = self.pop_outside(cs, page, info.size, &mut off_list) {
+                    if let Some(to) = self.pop_outside(cs, page, info.size, &mut off_list) {
+                        if owner == r {
                             self.move_item(cs, hv, r, to);
-                            off_list[i] = true;
                             self.reassign_rescues.fetch_add(1, Relaxed);
-                            continue;
+                        } else {
+                            self.move_piece(owner, r, to);
+                            self.reassign_chunk_rescues.fetch_add(1, Relaxed);
                         }
+                        off_list[i] = true;
+                        continue;
                     }
                     if !evict {
                         emptied = false;
@@ -1063,20 +1068,62 @@ impl Inner {
         }
     }
 
-    /// Moves an unchained live item from chunk `from` to the free chunk
-    /// `to` of the same class, keeping its place in its LRU. Caller holds
-    /// its stripe lock and the class lock (`cs`).
+    /// Moves a live item (or the head of a chained one) from chunk `from`
+    /// to the free chunk `to` of the same class, keeping its place in its
+    /// LRU; a chained item's pieces then point back at the new head.
+    /// Caller holds its stripe lock and the class lock (`cs`).
     fn move_item(&self, cs: &mut ClassState, hv: u64, from: Ref, to: Ref) {
         let a = &self.arena;
         let fc = self.chunk(from);
-        let total = self.item_total(fc) as usize;
-        // SAFETY: both chunks belong to this class (chunk size >= total),
+        let chained = fc.hdr().has(bits::CHAINED);
+        let len = if chained {
+            self.classes[fc.hdr().clsid.load(Relaxed) as usize].size
+        } else {
+            self.item_total(fc) as usize
+        };
+        // SAFETY: both chunks belong to this class (chunk size >= len),
         // are distinct, and nobody else touches either: `from` is guarded
         // by the locks the caller holds and `to` is on no list.
-        unsafe { std::ptr::copy_nonoverlapping(a.ptr(from), a.ptr(to), total) };
+        unsafe { std::ptr::copy_nonoverlapping(a.ptr(from), a.ptr(to), len) };
         let seg = fc.hdr().lru.load(Relaxed) as usize;
         cs.lru[seg].replace(a, from, to);
         self.ht.replace(a, hv, from, to);
+        if chained {
+            let mut p = self.chunk(to).chain_next(&self.lay);
+            while p != NIL {
+                let h = self.chunk(p).hdr();
+                h.hnext.store(to, Relaxed);
+                p = h.next.load(Relaxed);
+            }
+        }
+        fc.hdr().bits.store(bits::FREE, Relaxed);
+    }
+
+    /// Moves one piece of the chained item headed at `head` from chunk
+    /// `from` to the free chunk `to` (same class), relinking the chain at
+    /// the piece before it. Caller holds the item's stripe lock and the
+    /// class lock.
+    fn move_piece(&self, head: Ref, from: Ref, to: Ref) {
+        let a = &self.arena;
+        let fc = self.chunk(from);
+        let len = super::item::HDR + fc.hdr().nbytes.load(Relaxed) as usize;
+        // SAFETY: as in `move_item`; a piece is its header and data.
+        unsafe { std::ptr::copy_nonoverlapping(a.ptr(from), a.ptr(to), len) };
+        let hc = self.chunk(head);
+        let mut p = hc.chain_next(&self.lay);
+        if p == from {
+            hc.set_chain_next(&self.lay, to);
+        } else {
+            while p != NIL {
+                let h = self.chunk(p).hdr();
+                let next = h.next.load(Relaxed);
+                if next == from {
+                    h.next.store(to, Relaxed);
+                    break;
+                }
+                p = next;
+            }
+        }
         fc.hdr().bits.store(bits::FREE, Relaxed);
     }
 

@@ -276,6 +276,7 @@ pub struct StoreStats {
     pub total_malloced: u64,
     pub slabs_moved: u64,
     pub slab_reassign_rescues: u64,
+    pub slab_reassign_chunk_rescues: u64,
     pub slab_reassign_evictions_nomem: u64,
     pub slab_reassign_busy_items: u64,
     /// Pages in the global pool: given back by a class, not yet taken.

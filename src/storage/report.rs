@@ -23,6 +23,7 @@ pub(crate) fn stats(inner: &Inner) -> StoreStats {
         get_flushed: inner.get_flushed.load(Relaxed),
         slabs_moved: inner.slabs_moved.load(Relaxed),
         slab_reassign_rescues: inner.reassign_rescues.load(Relaxed),
+        slab_reassign_chunk_rescues: inner.reassign_chunk_rescues.load(Relaxed),
         slab_reassign_evictions_nomem: inner.reassign_evictions_nomem.load(Relaxed),
         slab_reassign_busy_items: inner.reassign_busy_items.load(Relaxed),
         total_items: inner.ht.stores_counted(),

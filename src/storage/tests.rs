@@ -439,6 +439,51 @@ fn page_move_rescues_live_items_into_free_chunks() {
 }
 
 #[test]
+fn page_move_rescues_chained_items_piece_by_piece() {
+    // 16 KB chunks: a 40 KB value is a head and two pieces, spread over
+    // the pages of the largest class.
+    let s = Store::new(StoreConfig {
+        slab_chunk_max: 16 << 10,
+        ..quiet(32)
+    });
+    let n = 600;
+    for i in 0..n {
+        set(&s, format!("k{i}").as_bytes(), &numbered(i, 40_000));
+    }
+    for i in (0..n).step_by(2) {
+        assert!(del(&s, format!("k{i}").as_bytes()));
+    }
+    // Chained items live in the largest class.
+    let largest = s.slab_classes() as i32;
+    let before = s.stats();
+    for _ in 0..3 {
+        assert_eq!(s.slabs_reassign(largest, 1), ReassignResult::Ok);
+    }
+    let after = s.stats();
+    assert_eq!(after.slabs_moved, before.slabs_moved + 3);
+    assert!(after.slab_reassign_chunk_rescues > 0, "pieces moved");
+    assert!(after.slab_reassign_rescues > 0, "heads moved");
+    assert_eq!(after.slab_reassign_evictions_nomem, 0);
+    for i in (1..n).step_by(2) {
+        assert_eq!(
+            get(&s, format!("k{i}").as_bytes()),
+            Some(numbered(i, 40_000)),
+            "k{i}"
+        );
+    }
+    // The moved chains still append and delete like any other.
+    let req = StoreRequest::new(b"k1", b"+tail", 0, 0, SetMode::Append);
+    assert!(matches!(s.store(&req), StoreOutcome::Stored(_)));
+    let mut want = numbered(1, 40_000);
+    want.extend_from_slice(b"+tail");
+    assert_eq!(get(&s, b"k1"), Some(want));
+    for i in (1..n).step_by(2) {
+        assert!(del(&s, format!("k{i}").as_bytes()));
+    }
+    assert_eq!(s.stats().curr_items, 0);
+}
+
+#[test]
 fn no_evict_mode_compacts_a_class_to_free_a_page() {
     // With -M nothing may be evicted: a page leaves a class only if its
     // items fit in free chunks elsewhere in the class.
@@ -654,8 +699,8 @@ fn concurrent_stress_values_consistent() {
     assert!(reads > 1000, "reads {reads} {:?}", s.stats());
     let st = s.stats();
     eprintln!(
-        "stress: reads {reads}, items {}, pages moved {}, items moved {}",
-        st.curr_items, st.slabs_moved, st.slab_reassign_rescues
+        "stress: reads {reads}, items {}, pages moved {}, items moved {}, pieces moved {}",
+        st.curr_items, st.slabs_moved, st.slab_reassign_rescues, st.slab_reassign_chunk_rescues
     );
     assert!(st.total_malloced <= 4 << 20);
 }
