@@ -23,6 +23,8 @@ pub struct Arena {
     /// The mapping as made (it starts up to `HUGE_PAGE` before `base`).
     map: *mut u8,
     map_len: usize,
+    /// First page handed out (see [`Arena::first_page`]).
+    first_page: u32,
 }
 
 /// Transparent huge page size on x86-64 and arm64 (4 KB base pages).
@@ -64,12 +66,22 @@ impl Arena {
                         libc::madvise(base as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
                     }
                 }
+                // Page 0 is never used (no chunk may have reference 0). With
+                // huge pages, neither are the pages sharing its huge page:
+                // the first one used would otherwise make the kernel back
+                // the unused part too (1 MB more RSS with 1 MB pages).
+                let first_page = if huge_pages {
+                    (HUGE_PAGE / page_size).max(1) as u32
+                } else {
+                    1
+                };
                 return Ok(Arena {
                     base,
                     len,
                     page_size,
                     map,
                     map_len,
+                    first_page,
                 });
             }
             if len <= page_size * 16 {
@@ -83,6 +95,17 @@ impl Arena {
     /// no chunk ever has reference 0.
     pub fn max_pages(&self) -> usize {
         self.len / self.page_size
+    }
+
+    /// The first page handed out: 1, or with huge pages the first whose huge
+    /// page page 0 does not share.
+    pub fn first_page(&self) -> u32 {
+        self.first_page
+    }
+
+    /// Pages that can be handed out: from `first_page` to the end.
+    pub fn usable_pages(&self) -> usize {
+        self.max_pages().saturating_sub(self.first_page as usize)
     }
 
     pub fn page_size(&self) -> usize {

@@ -66,7 +66,9 @@ pub(crate) enum Dead {
 
 /// Global page accounting.
 pub(crate) struct PagePool {
-    /// Next never-used page index (page 0 is never used).
+    /// First page index handed out ([`Arena::first_page`]).
+    pub first: u32,
+    /// Next never-used page index.
     pub next_new: u32,
     /// Pages that may be taken from the arena in total (`-m`).
     pub limit: u32,
@@ -81,7 +83,7 @@ pub(crate) struct PagePool {
 impl PagePool {
     /// Pages holding memory: taken from the arena and not released.
     pub fn malloced(&self) -> u32 {
-        self.next_new - 1 - self.released.len() as u32
+        self.next_new - self.first - self.released.len() as u32
     }
 }
 
@@ -231,7 +233,7 @@ impl Inner {
             page_size,
         );
         let max_pages = arena.max_pages();
-        let limit = Self::pages_for(cfg.memory_limit, page_size, max_pages);
+        let limit = Self::pages_for(cfg.memory_limit, page_size, arena.usable_pages());
         // Class sizes are multiples of 8, so every size in one 8-byte step
         // has the same class.
         let class_lut = (0..=CLASS_LUT_MAX / 8)
@@ -245,7 +247,8 @@ impl Inner {
                 .collect(),
             classes,
             pool: Mutex::new(PagePool {
-                next_new: 1,
+                first: arena.first_page(),
+                next_new: arena.first_page(),
                 limit,
                 free: Vec::new(),
                 released: Vec::new(),
@@ -280,12 +283,12 @@ impl Inner {
         }
     }
 
-    fn pages_for(bytes: usize, page_size: usize, max_pages: usize) -> u32 {
-        (bytes / page_size).clamp(1, max_pages.saturating_sub(1)) as u32
+    fn pages_for(bytes: usize, page_size: usize, usable: usize) -> u32 {
+        (bytes / page_size).clamp(1, usable.max(1)) as u32
     }
 
     pub fn set_limit(&self, bytes: usize) {
-        let l = Self::pages_for(bytes, self.arena.page_size(), self.arena.max_pages());
+        let l = Self::pages_for(bytes, self.arena.page_size(), self.arena.usable_pages());
         let mut pool = self.pool.lock();
         pool.limit = l;
         self.release_excess(&mut pool);
