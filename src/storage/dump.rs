@@ -4,7 +4,8 @@
 //! what the crawler reads.
 
 use super::arena::NIL;
-use super::item::bits;
+use super::engine::Inner;
+use super::item::{bits, Chunk};
 use super::slab::chunk_ref;
 use super::Store;
 use crate::clock::{self, RelTime};
@@ -34,7 +35,7 @@ impl Store {
                 let h = c.hdr();
                 r = h.next.load(Relaxed);
                 // LINKED items keep their key while we hold the class lock.
-                if !h.has(bits::LINKED) || inner.dead(c, now).is_some() {
+                if !dumpable(inner, c, now) {
                     continue;
                 }
                 let key = c.key(&inner.lay);
@@ -64,9 +65,13 @@ impl Store {
     ) -> u64 {
         let inner = &self.inner;
         let now = clock::now();
-        let pages = inner.pool.lock().next_new;
-        // Page 0 is never handed out, so a live cursor is never 0.
-        let mut page = ((cursor >> 32) as u32).max(1);
+        let (first, pages) = {
+            let pool = inner.pool.lock();
+            (pool.first, pool.next_new)
+        };
+        // No page below `first` (>= 1) is handed out, so a live cursor is
+        // never 0.
+        let mut page = ((cursor >> 32) as u32).max(first);
         let mut chunk = (cursor & u32::MAX as u64) as usize;
         while page < pages {
             let cls = inner.page_class[page as usize].load(Relaxed) as usize;
@@ -79,7 +84,7 @@ impl Store {
                     let c = inner.chunk(chunk_ref(&inner.arena, page, info.size, chunk));
                     chunk += 1;
                     let h = c.hdr();
-                    if !h.has(bits::LINKED) || inner.dead(c, now).is_some() {
+                    if !dumpable(inner, c, now) {
                         continue;
                     }
                     let row = MetaRow {
@@ -115,4 +120,10 @@ pub struct MetaRow<'a> {
     pub class: usize,
     /// Bytes the item takes (header, CAS, key and value).
     pub size: u64,
+}
+
+/// Whether a dump lists the item in chunk `c`: a linked item that is
+/// neither expired nor flushed. Caller holds its class lock.
+fn dumpable(inner: &Inner, c: Chunk, now: RelTime) -> bool {
+    c.hdr().has(bits::LINKED) && inner.dead(c, now).is_none()
 }

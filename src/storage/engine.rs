@@ -876,18 +876,10 @@ impl Inner {
         let free_in = |p: u32| {
             let mut free = 0;
             for i in 0..info.per_page {
-                let h = self.chunk(chunk_ref(&self.arena, p, info.size, i)).hdr();
-                let b = h.bits.load(Relaxed);
-                if b & bits::FREE != 0 {
+                let r = chunk_ref(&self.arena, p, info.size, i);
+                if self.chunk(r).hdr().has(bits::FREE) {
                     free += 1;
-                    continue;
-                }
-                let owner = if b & bits::DATA != 0 {
-                    self.chunk(h.hnext.load(Relaxed)).hdr()
-                } else {
-                    h
-                };
-                if !owner.has(bits::LINKED) {
+                } else if !self.chunk(self.owner_of(r)).hdr().has(bits::LINKED) {
                     return None;
                 }
             }
@@ -961,16 +953,10 @@ impl Inner {
         let mut emptied = true;
         for i in 0..info.per_page {
             let r = chunk_ref(a, page, info.size, i);
-            let h = self.chunk(r).hdr();
-            let b = h.bits.load(Relaxed);
-            if b & bits::FREE != 0 {
+            if self.chunk(r).hdr().has(bits::FREE) {
                 continue;
             }
-            let owner = if b & bits::DATA != 0 {
-                h.hnext.load(Relaxed)
-            } else {
-                r
-            };
+            let owner = self.owner_of(r);
             let oc = self.chunk(owner);
             if owner == protect || !oc.hdr().has(bits::LINKED) {
                 // Being built or used by the caller: the page stays, but
@@ -1048,6 +1034,17 @@ impl Inner {
         cs.pages.retain(|&p| p != page);
         self.page_class[page as usize].store(0, Relaxed);
         true
+    }
+
+    /// The item an allocated chunk belongs to: itself, or for a piece of a
+    /// chained item its head.
+    fn owner_of(&self, r: Ref) -> Ref {
+        let h = self.chunk(r).hdr();
+        if h.has(bits::DATA) {
+            h.hnext.load(Relaxed)
+        } else {
+            r
+        }
     }
 
     /// A free chunk of the class outside `page`. Chunks of `page` that
