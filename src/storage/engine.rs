@@ -424,11 +424,8 @@ impl Inner {
             h.clear(bits::LINKED);
         }
         if h.has(bits::CHAINED) {
-            let mut p = c.chain_next(&self.lay);
-            while p != NIL {
-                let next = self.chunk(p).hdr().next.load(Relaxed);
-                cs.push_free(&self.arena, p);
-                p = next;
+            for p in c.pieces(&self.lay) {
+                cs.push_free(&self.arena, p.r);
             }
         }
         cs.push_free(&self.arena, r);
@@ -1089,11 +1086,8 @@ impl Inner {
         cs.lru[seg].replace(a, from, to);
         self.ht.replace(a, hv, from, to);
         if chained {
-            let mut p = self.chunk(to).chain_next(&self.lay);
-            while p != NIL {
-                let h = self.chunk(p).hdr();
-                h.hnext.store(to, Relaxed);
-                p = h.next.load(Relaxed);
+            for p in self.chunk(to).pieces(&self.lay) {
+                p.hdr().hnext.store(to, Relaxed);
             }
         }
         fc.hdr().bits.store(bits::FREE, Relaxed);
@@ -1110,19 +1104,13 @@ impl Inner {
         // SAFETY: as in `move_item`; a piece is its header and data.
         unsafe { std::ptr::copy_nonoverlapping(a.ptr(from), a.ptr(to), len) };
         let hc = self.chunk(head);
-        let mut p = hc.chain_next(&self.lay);
-        if p == from {
+        if hc.chain_next(&self.lay) == from {
             hc.set_chain_next(&self.lay, to);
-        } else {
-            while p != NIL {
-                let h = self.chunk(p).hdr();
-                let next = h.next.load(Relaxed);
-                if next == from {
-                    h.next.store(to, Relaxed);
-                    break;
-                }
-                p = next;
-            }
+        } else if let Some(prev) = hc
+            .pieces(&self.lay)
+            .find(|p| p.hdr().next.load(Relaxed) == from)
+        {
+            prev.hdr().next.store(to, Relaxed);
         }
         fc.hdr().bits.store(bits::FREE, Relaxed);
     }
@@ -1213,11 +1201,8 @@ impl Inner {
         let size = self.classes[self.largest_class()].size;
         let off = self.lay.chain_data_off(nkey);
         dst.push((r, off, total.min(size - off)));
-        let mut p = c.chain_next(&self.lay);
-        while p != NIL {
-            let ph = self.chunk(p).hdr();
-            dst.push((p, super::item::HDR, ph.nbytes.load(Relaxed) as usize));
-            p = ph.next.load(Relaxed);
+        for p in c.pieces(&self.lay) {
+            dst.push((p.r, super::item::HDR, p.hdr().nbytes.load(Relaxed) as usize));
         }
         let mut di = 0;
         let mut doff = 0;
@@ -1682,17 +1667,12 @@ impl Inner {
             return c.bytes_mut(head_off + off, head_len - off);
         }
         let mut start = head_len;
-        let mut p = c.chain_next(&self.lay);
-        while p != NIL {
-            let ph = self.chunk(p).hdr();
-            let n = ph.nbytes.load(Relaxed) as usize;
+        for p in c.pieces(&self.lay) {
+            let n = p.hdr().nbytes.load(Relaxed) as usize;
             if off < start + n {
-                return self
-                    .chunk(p)
-                    .bytes_mut(super::item::HDR + off - start, start + n - off);
+                return p.bytes_mut(super::item::HDR + off - start, start + n - off);
             }
             start += n;
-            p = ph.next.load(Relaxed);
         }
         &mut []
     }

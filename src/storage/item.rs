@@ -9,7 +9,7 @@
 //! worker updates them; they are only *written* under the locks documented
 //! on each field. Relaxed atomics compile to plain loads/stores on x86.
 
-use super::arena::{Arena, Ref};
+use super::arena::{Arena, Ref, NIL};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 pub const HDR: usize = 32;
@@ -183,6 +183,16 @@ impl<'a> Chunk<'a> {
         // SAFETY: 4-aligned slot inside a chained head.
         unsafe { (*(self.base().add(lay.chain_ref_off(nkey)) as *const AtomicU32)).load(Relaxed) }
     }
+    /// The pieces of a chained head, in order. Each piece's successor is
+    /// read before the piece is yielded, so the caller may free or relink
+    /// the piece it holds.
+    #[inline]
+    pub fn pieces(&self, lay: &Layout) -> Pieces<'a> {
+        Pieces {
+            arena: self.arena,
+            next: self.chain_next(lay),
+        }
+    }
     #[inline]
     pub fn set_chain_next(&self, lay: &Layout, next: Ref) {
         let nkey = self.hdr().nkey.load(Relaxed) as usize;
@@ -190,5 +200,24 @@ impl<'a> Chunk<'a> {
         unsafe {
             (*(self.base().add(lay.chain_ref_off(nkey)) as *const AtomicU32)).store(next, Relaxed)
         }
+    }
+}
+
+/// Iterator over a chained item's pieces (see [`Chunk::pieces`]).
+pub struct Pieces<'a> {
+    arena: &'a Arena,
+    next: Ref,
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = Chunk<'a>;
+    #[inline]
+    fn next(&mut self) -> Option<Chunk<'a>> {
+        if self.next == NIL {
+            return None;
+        }
+        let c = Chunk::new(self.arena, self.next);
+        self.next = c.hdr().next.load(Relaxed);
+        Some(c)
     }
 }
